@@ -1,0 +1,154 @@
+"""Every administrative operation as a plain function; the CLI is a thin layer over these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from alembic import command as alembic_command
+from alembic.config import Config as AlembicConfig
+from cryptography import x509
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from integrator.config import Settings
+from integrator.pki import Identity, create_ca, fingerprint, issue, write_crl
+from repository.models import Backend, Certificate, Grant, Official, Organisation
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config(database_url: str) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+def db_upgrade(settings: Settings, revision: str = "head") -> None:
+    """Create or migrate the schema with Alembic."""
+    alembic_command.upgrade(alembic_config(settings.database_url), revision)
+
+
+# --- PKI ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DemoPki:
+    ca: Identity
+    integrator: Identity
+
+
+def pki_init(settings: Settings, organisations: list[tuple[str, str]], backends: list[str],
+             force: bool = False) -> DemoPki:
+    """Make the demo CA, the integrator's certificate, one per organisation and backend, and a CRL."""
+    pki = settings.pki_dir
+    ca_id = Identity("ca", pki / "ca.crt", pki / "ca.key")
+    if ca_id.cert_path.exists() and not force:
+        return DemoPki(ca_id, Identity("integrator", pki / "integrator.crt", pki / "integrator.key"))
+    ca = create_ca(pki)
+    integrator = issue(ca, pki, "integrator", common_name="kruispunt integrator", organization="kruispunt")
+    for enterprise_number, name in organisations:
+        issue(ca, pki, f"org-{enterprise_number}", common_name=name, organization=name,
+              serial_number=enterprise_number)
+    for backend in backends:
+        issue(ca, pki, f"backend-{backend}", common_name=f"authentic source {backend}", organization=backend)
+    write_crl(ca, settings.crl_path, [], next_update_days=30)
+    return DemoPki(ca, integrator)
+
+
+def revoke(settings: Settings, cert_path: Path) -> None:
+    """Add a certificate to the demo CA's CRL."""
+    pki = settings.pki_dir
+    ca = Identity("ca", pki / "ca.crt", pki / "ca.key")
+    from integrator.pki import load_crl
+
+    revoked: list[int] = []
+    if settings.crl_path.exists():
+        revoked = [r.serial_number for r in load_crl(settings.crl_path)]
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    write_crl(ca, settings.crl_path, [_Serial(s) for s in {*revoked, cert.serial_number}], next_update_days=30)
+
+
+@dataclass(frozen=True)
+class _Serial:
+    serial_number: int
+
+
+# --- repository -----------------------------------------------------------------------------------------
+def add_organisation(session: Session, enterprise_number: str, name: str, kind: str,
+                     nis_code: str | None = None) -> Organisation:
+    from stdnum.be import vat
+
+    if not vat.is_valid(enterprise_number):
+        raise ValueError(f"{enterprise_number} is not a valid enterprise number")
+    org = session.execute(select(Organisation).where(Organisation.enterprise_number == enterprise_number)
+                          ).scalar_one_or_none()
+    if org is None:
+        org = Organisation(enterprise_number=enterprise_number, name=name, kind=kind, nis_code=nis_code)
+        session.add(org)
+    else:
+        org.name, org.kind, org.nis_code = name, kind, nis_code
+    session.flush()
+    return org
+
+
+def register_certificate(session: Session, enterprise_number: str, cert_pem: bytes) -> str:
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    org = _organisation(session, enterprise_number)
+    fp = fingerprint(cert)
+    if session.get(Certificate, fp) is None:
+        session.add(Certificate(fingerprint=fp, organisation_id=org.id, subject=cert.subject.rfc4514_string()))
+    return fp
+
+
+def add_official(session: Session, enterprise_number: str, insz: str, name: str) -> Official:
+    from integrator.contract import check_insz
+
+    check_insz(insz, "official INSZ")
+    org = _organisation(session, enterprise_number)
+    official = session.execute(select(Official).where(Official.organisation_id == org.id, Official.insz == insz)
+                               ).scalar_one_or_none()
+    if official is None:
+        official = Official(organisation_id=org.id, insz=insz, name=name, active=True)
+        session.add(official)
+    session.flush()
+    return official
+
+
+def add_grant(session: Session, enterprise_number: str, insz: str, service: str, purpose: str,
+              valid_from: date | None = None, valid_until: date | None = None) -> Grant:
+    org = _organisation(session, enterprise_number)
+    official = session.execute(select(Official).where(Official.organisation_id == org.id, Official.insz == insz)
+                               ).scalar_one()
+    grant = session.execute(select(Grant).where(Grant.official_id == official.id, Grant.service == service,
+                                                Grant.purpose == purpose)).scalar_one_or_none()
+    if grant is None:
+        grant = Grant(official_id=official.id, service=service, purpose=purpose)
+        session.add(grant)
+    grant.valid_from = valid_from or date(2000, 1, 1)
+    grant.valid_until = valid_until
+    grant.active = True
+    session.flush()
+    return grant
+
+
+def add_backend(session: Session, service: str, name: str, url: str, cert_pem: bytes,
+                timeout_seconds: float = 5.0) -> Backend:
+    x509.load_pem_x509_certificate(cert_pem)
+    backend = session.execute(select(Backend).where(Backend.service == service, Backend.name == name)
+                              ).scalar_one_or_none()
+    if backend is None:
+        backend = Backend(service=service, name=name)
+        session.add(backend)
+    backend.url, backend.certificate_pem, backend.timeout_seconds = url, cert_pem.decode(), timeout_seconds
+    backend.active = True
+    session.flush()
+    return backend
+
+
+def _organisation(session: Session, enterprise_number: str) -> Organisation:
+    org = session.execute(select(Organisation).where(Organisation.enterprise_number == enterprise_number)
+                          ).scalar_one_or_none()
+    if org is None:
+        raise LookupError(f"no organisation with enterprise number {enterprise_number}")
+    return org

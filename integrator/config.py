@@ -1,0 +1,55 @@
+"""Settings: one small frozen object with safe defaults, read from the environment once and passed in."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from integrator.envelope import EnvelopeLimits
+from integrator.wssec.verify import SecurityPolicy
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the integrator needs to know about its deployment."""
+
+    var_dir: Path
+    database_url: str
+    public_url: str | None = None  # how clients reach us; None: taken from the request's Host header
+    limits: EnvelopeLimits = field(default_factory=EnvelopeLimits)
+    security: SecurityPolicy = field(default_factory=SecurityPolicy)
+    wsdl_dir: Path = PROJECT_ROOT / "wsdl"
+    xsd_dir: Path = PROJECT_ROOT / "xsd"
+    backend_parallelism: int = 8
+    repository_cache_seconds: float = 30.0  # bounded staleness of a worker's copy of the backend list
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.var_dir / "pki"
+
+    @property
+    def trust_anchor_paths(self) -> list[Path]:
+        return [self.pki_dir / "ca.crt"]
+
+    @property
+    def crl_path(self) -> Path:
+        return self.pki_dir / "ca.crl"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        var_dir = Path(env.get("KRUISPUNT_VAR", PROJECT_ROOT / "var")).resolve()
+        url = env.get("KRUISPUNT_DATABASE_URL") or f"sqlite:///{var_dir / 'kruispunt.db'}"
+        return cls(
+            var_dir=var_dir,
+            database_url=url,
+            public_url=env.get("KRUISPUNT_PUBLIC_URL") or None,
+            repository_cache_seconds=float(env.get("KRUISPUNT_REPOSITORY_CACHE_SECONDS", "30")),
+            limits=EnvelopeLimits(
+                max_bytes=int(env.get("KRUISPUNT_MAX_REQUEST_BYTES", EnvelopeLimits.max_bytes)),
+                max_depth=int(env.get("KRUISPUNT_MAX_DEPTH", EnvelopeLimits.max_depth)),
+            ),
+        )

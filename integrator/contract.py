@@ -1,0 +1,110 @@
+"""Stage: a payload is checked against its XSD (lxml for speed, xmlschema for the precise reason) and INSZ
+check digits are verified with python-stdnum; answers are built from plain data and checked the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import xmlschema
+from lxml import etree
+from stdnum.be import bis, nn
+
+from integrator.faults import ContractViolation, InszInvalid, KruispuntFault
+from integrator.namespaces import KP
+
+INSZ_TYPE = f"{{{KP}}}InszType"
+
+
+class Contract:
+    """One compiled XSD (with its imports), loaded once per worker."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lxml = etree.XMLSchema(etree.parse(str(path), parser=etree.XMLParser(resolve_entities=False)))
+        self._xs = xmlschema.XMLSchema(str(path))
+        self._insz_paths = {
+            name: list(_insz_paths(decl, "."))
+            for name, decl in self._xs.maps.elements.items()
+            if not name.startswith("{http://www.w3.org/")
+        }
+
+    def check(self, element: etree._Element, fault: type[KruispuntFault] = ContractViolation) -> dict[str, Any]:
+        """Validate one element; return it decoded as a dict with local names as keys."""
+        if not self._lxml.validate(element):
+            raise fault(self._reason(element))
+        for path in self._insz_paths.get(element.tag, []):
+            for node in element.iterfind(path):
+                check_insz(node.text or "", etree.QName(node).localname)
+        decoded = self._xs.to_dict(element, strip_namespaces=True)
+        return decoded if isinstance(decoded, dict) else {}
+
+    def _reason(self, element: etree._Element) -> str:
+        error = next(iter(self._xs.iter_errors(element)), None)
+        if error is not None:
+            return f"The message does not match its schema at {error.path}: {error.reason}"
+        last = self._lxml.error_log.last_error
+        return f"The message does not match its schema at {last.path}: {last.message}"
+
+
+def _insz_paths(decl: Any, prefix: str, depth: int = 0) -> Iterator[str]:
+    if depth > 20:
+        return
+    xsd_type = getattr(decl, "type", None)
+    if xsd_type is not None and xsd_type.is_complex() and hasattr(xsd_type.content, "iter_elements"):
+        for child in xsd_type.content.iter_elements():
+            path = f"{prefix}/{child.name}"
+            if _is_insz(child.type):
+                yield path
+            else:
+                yield from _insz_paths(child, path, depth + 1)
+
+
+def _is_insz(xsd_type: Any) -> bool:
+    while xsd_type is not None:
+        if getattr(xsd_type, "name", None) == INSZ_TYPE:
+            return True
+        xsd_type = getattr(xsd_type, "base_type", None)
+    return False
+
+
+def check_insz(value: str, label: str = "INSZ") -> str:
+    """Accept a National Register or BIS number whose check digits are right."""
+    if nn.is_valid(value) or bis.is_valid(value):
+        return value
+    raise InszInvalid(
+        f"{label} {value!r} is not a valid INSZ: the check digits (last two) do not match the first nine "
+        "digits for a National Register or BIS number."
+    )
+
+
+def build(tag: str, data: Mapping[str, Any]) -> etree._Element:
+    """Plain data to XML in the namespace of tag: dicts nest, lists repeat, None is left out."""
+    namespace = etree.QName(tag).namespace
+    root = etree.Element(tag)
+    _fill(root, data, namespace)
+    return root
+
+
+def _fill(parent: etree._Element, data: Mapping[str, Any], namespace: str | None) -> None:
+    for key, value in data.items():
+        for item in value if isinstance(value, list) else [value]:
+            if item is None:
+                continue
+            child = etree.SubElement(parent, f"{{{namespace}}}{key}" if namespace else key)
+            if isinstance(item, Mapping):
+                _fill(child, item, namespace)
+            else:
+                child.text = _text(item)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)

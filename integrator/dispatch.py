@@ -1,0 +1,169 @@
+"""Stage: reach the backends registered in the repository: signed, timed out, answers verified and checked."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from cryptography import x509
+from lxml import etree
+from requests.adapters import HTTPAdapter
+from sqlalchemy.orm import Session, sessionmaker
+
+from integrator.contract import Contract, build
+from integrator.envelope import EnvelopeLimits, parse_envelope
+from integrator.faults import (
+    BackendFault,
+    BackendInvalidAnswer,
+    BackendNotRegistered,
+    BackendTimeout,
+    BackendUnavailable,
+    KruispuntFault,
+)
+from integrator.namespaces import SOAP_ENV, q
+from integrator.pki import fingerprint
+from integrator.wssec.sign import SigningKey, new_envelope, sign_envelope
+from integrator.wssec.trust import TrustStore
+from integrator.wssec.verify import SecurityPolicy, verify_envelope
+from repository.queries import BackendView, backends_for
+
+
+@dataclass(frozen=True)
+class BackendContract:
+    """The request and response elements a kind of backend speaks, with their compiled XSD."""
+
+    contract: Contract
+    request: str
+    response: str
+
+
+@dataclass(frozen=True)
+class BackendOutcome:
+    """One backend's answer as plain data, or the fault that says why there is none."""
+
+    backend: str
+    answer: dict[str, Any] | None = None
+    fault: KruispuntFault | None = None
+
+
+class Dispatcher:
+    """Calls backends over HTTP on a bounded thread pool; one per worker process."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        signing_key: SigningKey,
+        trust: TrustStore,
+        policy: SecurityPolicy,
+        limits: EnvelopeLimits,
+        parallelism: int = 8,
+        cache_seconds: float = 30.0,
+    ) -> None:
+        self._cache_seconds = cache_seconds
+        self._sessions = sessions
+        self._key = signing_key
+        self._trust = trust
+        self._policy = policy
+        self._limits = limits
+        self._pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="dispatch")
+        self._http = requests.Session()
+        self._http.mount("http://", HTTPAdapter(pool_connections=16, pool_maxsize=parallelism * 4))
+        self._http.mount("https://", HTTPAdapter(pool_connections=16, pool_maxsize=parallelism * 4))
+        self._cache: dict[str, tuple[float, list[BackendView]]] = {}
+        self._lock = threading.Lock()
+
+    def backends(self, service: str) -> list[BackendView]:
+        """The service's backends from the repository, cached for at most cache_seconds per worker."""
+        with self._lock:
+            hit = self._cache.get(service)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        with self._sessions() as session:
+            found = backends_for(session, service)
+        with self._lock:
+            self._cache[service] = (time.monotonic() + self._cache_seconds, found)
+        return found
+
+    def call_all(self, service: str, kind: BackendContract, payload: dict[str, Any]) -> list[BackendOutcome]:
+        """Ask every backend of the service in parallel; each outcome says answer or fault."""
+        backends = self.backends(service)
+        if not backends:
+            raise BackendNotRegistered(f"No backend is registered for service {service}; the request cannot be served.")
+        futures = [self._pool.submit(self._outcome, b, kind, payload) for b in backends]
+        return [f.result() for f in futures]
+
+    def _outcome(self, backend: BackendView, kind: BackendContract, payload: dict[str, Any]) -> BackendOutcome:
+        try:
+            return BackendOutcome(backend.name, answer=self.call(backend, kind, payload))
+        except KruispuntFault as fault:
+            return BackendOutcome(backend.name, fault=fault)
+
+    def call(self, backend: BackendView, kind: BackendContract, payload: dict[str, Any]) -> dict[str, Any]:
+        root, _header, body = new_envelope()
+        body.append(build(kind.request, payload))
+        sign_envelope(root, self._key)
+        data = etree.tostring(root)
+        name = backend.name
+        try:
+            reply = self._http.post(
+                backend.url,
+                data=data,
+                headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'},
+                timeout=backend.timeout_seconds,
+            )
+        except requests.Timeout:
+            raise BackendTimeout(
+                f"Source {name} did not answer within {backend.timeout_seconds:g} s.", source=name
+            ) from None
+        except requests.RequestException as exc:
+            raise BackendUnavailable(f"Source {name} cannot be reached: {type(exc).__name__}.", source=name) from None
+        return self._read_answer(backend, kind, reply)
+
+    def _read_answer(self, backend: BackendView, kind: BackendContract, reply: requests.Response) -> dict[str, Any]:
+        name = backend.name
+        try:
+            envelope = parse_envelope(reply.content, self._limits)
+        except KruispuntFault as fault:
+            raise BackendInvalidAnswer(
+                f"Source {name} answered HTTP {reply.status_code} with something that is not a SOAP envelope "
+                f"({fault.reason})", source=name,
+            ) from None
+        fault_node = envelope.body.find(q(SOAP_ENV, "Fault"))
+        if fault_node is not None:
+            raise BackendFault(
+                f"Source {name} refused the request: {fault_node.findtext('faultstring') or 'no reason given'}",
+                source=name,
+            )
+        try:
+            verified = verify_envelope(envelope, self._trust, self._policy, datetime.now(UTC))
+        except KruispuntFault as fault:
+            raise BackendInvalidAnswer(f"Source {name} sent an answer whose signature is refused: {fault.reason}",
+                                       source=name) from None
+        expected = x509.load_pem_x509_certificate(backend.certificate_pem.encode())
+        if fingerprint(verified.certificate) != fingerprint(expected):
+            raise BackendInvalidAnswer(
+                f"Source {name} answered with a certificate that is not the one registered for it.", source=name
+            )
+        answer = verified.payload
+        if answer is None or answer.tag != kind.response:
+            raise BackendInvalidAnswer(f"Source {name} answered with an unexpected element.", source=name)
+        try:
+            return kind.contract.check(answer, fault=BackendInvalidAnswer)
+        except BackendInvalidAnswer as fault:
+            raise BackendInvalidAnswer(f"Source {name}: {fault.reason}", source=name) from None
+
+
+@dataclass(frozen=True)
+class BoundDispatcher:
+    """A dispatcher bound to the service a handler serves, so handlers never name the repository."""
+
+    dispatcher: Dispatcher
+    service: str
+
+    def call_all(self, kind: BackendContract, payload: dict[str, Any]) -> list[BackendOutcome]:
+        return self.dispatcher.call_all(self.service, kind, payload)

@@ -1,0 +1,183 @@
+"""The one fault family: every refusal is a KruispuntFault subclass carrying its stable SOAP fault code."""
+
+from __future__ import annotations
+
+
+class KruispuntFault(Exception):
+    """A refusal with a stable code, a reason a person can act on, and optionally the source it comes from."""
+
+    CODE = "Server.Internal"
+    HTTP_STATUS = 500
+    DEFAULT_REASON = "The integrator could not handle the request; quote the ticket to the service desk."
+
+    def __init__(self, reason: str | None = None, *, source: str | None = None) -> None:
+        self.reason = reason or self.DEFAULT_REASON
+        self.source = source
+        super().__init__(self.reason)
+
+    @property
+    def code(self) -> str:
+        return self.CODE
+
+
+class ClientFault(KruispuntFault):
+    """The caller's mistake: answered with HTTP 400, never 500."""
+
+    CODE = "Client"
+    HTTP_STATUS = 400
+
+
+# --- envelope -------------------------------------------------------------------------------------------
+class EnvelopeTooLarge(ClientFault):
+    CODE = "Client.Envelope.TooLarge"
+    HTTP_STATUS = 413
+
+
+class EnvelopeMalformed(ClientFault):
+    CODE = "Client.Envelope.Malformed"
+
+
+class EnvelopeForbiddenConstruct(ClientFault):
+    CODE = "Client.Envelope.ForbiddenConstruct"
+
+
+class EnvelopeTooDeep(ClientFault):
+    CODE = "Client.Envelope.TooDeep"
+
+
+# --- WS-Security ----------------------------------------------------------------------------------------
+class SecurityMissing(ClientFault):
+    CODE = "Client.Security.Missing"
+
+
+class SignatureInvalid(ClientFault):
+    CODE = "Client.Security.SignatureInvalid"
+
+
+class UnsignedContent(ClientFault):
+    CODE = "Client.Security.UnsignedContent"
+
+
+class DuplicateId(ClientFault):
+    CODE = "Client.Security.DuplicateId"
+
+
+class AlgorithmRefused(ClientFault):
+    CODE = "Client.Security.AlgorithmRefused"
+
+
+class TimestampInvalid(ClientFault):
+    CODE = "Client.Security.TimestampInvalid"
+
+
+class TimestampExpired(ClientFault):
+    CODE = "Client.Security.TimestampExpired"
+
+
+class TimestampInFuture(ClientFault):
+    CODE = "Client.Security.TimestampInFuture"
+
+
+class CertificateUntrusted(ClientFault):
+    CODE = "Client.Security.CertificateUntrusted"
+
+
+class CertificateExpired(ClientFault):
+    CODE = "Client.Security.CertificateExpired"
+
+
+class CertificateRevoked(ClientFault):
+    CODE = "Client.Security.CertificateRevoked"
+
+
+class CertificateUsage(ClientFault):
+    CODE = "Client.Security.CertificateUsage"
+
+
+class Replay(ClientFault):
+    CODE = "Client.Security.Replay"
+
+
+# --- contract -------------------------------------------------------------------------------------------
+class ServiceUnknown(ClientFault):
+    CODE = "Client.Service.Unknown"
+    HTTP_STATUS = 404
+
+
+class OperationUnknown(ClientFault):
+    CODE = "Client.Contract.OperationUnknown"
+
+
+class ContractViolation(ClientFault):
+    CODE = "Client.Contract.Invalid"
+
+
+class InszInvalid(ClientFault):
+    CODE = "Client.Contract.InszInvalid"
+
+
+# --- caller ---------------------------------------------------------------------------------------------
+class CallerHeaderMissing(ClientFault):
+    CODE = "Client.Caller.HeaderMissing"
+
+
+class OrganisationUnknown(ClientFault):
+    CODE = "Client.Caller.OrganisationUnknown"
+    HTTP_STATUS = 403
+
+
+class OrganisationMismatch(ClientFault):
+    CODE = "Client.Caller.OrganisationMismatch"
+    HTTP_STATUS = 403
+
+
+class OfficialUnknown(ClientFault):
+    CODE = "Client.Caller.OfficialUnknown"
+    HTTP_STATUS = 403
+
+
+class GrantMissing(ClientFault):
+    CODE = "Client.Caller.GrantMissing"
+    HTTP_STATUS = 403
+
+
+# --- server side ----------------------------------------------------------------------------------------
+class InternalError(KruispuntFault):
+    CODE = "Server.Internal"
+
+
+class BackendUnavailable(KruispuntFault):
+    CODE = "Server.Backend.Unavailable"
+    HTTP_STATUS = 502
+
+
+class BackendTimeout(KruispuntFault):
+    CODE = "Server.Backend.Timeout"
+    HTTP_STATUS = 504
+
+
+class BackendInvalidAnswer(KruispuntFault):
+    CODE = "Server.Backend.InvalidAnswer"
+    HTTP_STATUS = 502
+
+
+class BackendFault(KruispuntFault):
+    CODE = "Server.Backend.Fault"
+    HTTP_STATUS = 502
+
+
+class BackendNotRegistered(KruispuntFault):
+    CODE = "Server.Backend.NotRegistered"
+    HTTP_STATUS = 503
+
+
+def all_fault_classes() -> list[type[KruispuntFault]]:
+    """Every concrete fault class, for the README table and its test."""
+    seen: list[type[KruispuntFault]] = []
+    pending: list[type[KruispuntFault]] = [KruispuntFault]
+    while pending:
+        cls = pending.pop()
+        if cls not in (KruispuntFault, ClientFault):
+            seen.append(cls)
+        pending.extend(cls.__subclasses__())
+    return sorted(seen, key=lambda c: c.CODE)

@@ -1,0 +1,70 @@
+"""What a published service declares to the pipeline: its contract files and its operations' handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from repository.queries import OrganisationView
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """What a handler knows about the transaction it serves."""
+
+    ticket: str
+    received_at: datetime
+    organisation: OrganisationView
+    official: str
+    purpose: str
+    message_id: str
+    backends: Any  # integrator.dispatch.BoundDispatcher: call_all(contract, payload)
+
+
+@dataclass
+class HandlerResult:
+    """A handler's answer as plain data; outcome PARTIAL when a source could not be consulted."""
+
+    body: dict[str, Any]
+    outcome: str = "OK"
+    detail: str | None = None
+
+
+Handler = Callable[[dict[str, Any], CallContext], HandlerResult]
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    request: str  # Clark name of the request element
+    response: str  # Clark name of the response element
+    handler: Handler
+    person_field: str | None = None  # field of the request that names the person concerned
+    soap_action: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    """A published service version: contract files (relative to xsd/ and wsdl/) and operations."""
+
+    name: str
+    version: str
+    title: str
+    wsdl: str
+    xsd: str
+    operations: tuple[Operation, ...]
+    description: str = ""
+    backend_contracts: dict[str, str] = field(default_factory=dict)  # label -> xsd path
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}/{self.version}"
+
+    @property
+    def path(self) -> str:
+        return f"/soap/{self.name}/{self.version}"
+
+    def operation_for(self, tag: str) -> Operation | None:
+        return next((op for op in self.operations if op.request == tag), None)

@@ -1,0 +1,117 @@
+"""The WSGI face: SOAP endpoints, WSDL/XSD documents, the catalogue, liveness and readiness."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+from sqlalchemy import text
+
+from integrator.catalogue import html_page, wsdl_list
+from integrator.config import Settings
+from integrator.database import make_engine, session_factory
+from integrator.dispatch import Dispatcher
+from integrator.documents import published_wsdl, static_file
+from integrator.pipeline import Pipeline
+from integrator.pki import Identity
+from integrator.service import ServiceDefinition
+from integrator.wssec.sign import SigningKey
+from integrator.wssec.trust import TrustStore
+from services import PUBLISHED
+
+log = logging.getLogger("kruispunt.wsgi")
+StartResponse = Callable[..., Any]
+REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+           413: "Payload Too Large", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+           504: "Gateway Timeout"}
+
+
+class IntegratorApp:
+    """Routes requests; all SOAP work happens in the pipeline."""
+
+    def __init__(self, settings: Settings, services: list[ServiceDefinition], pipeline: Pipeline) -> None:
+        self.settings = settings
+        self.services = services
+        self.by_path = {s.path: s for s in services}
+        self.pipeline = pipeline
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "/").rstrip("/") or "/"
+        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        if path.startswith("/soap/"):
+            if method == "POST":
+                return self._soap(environ, path, start_response)
+            if method == "GET" and "wsdl" in {k.lower() for k in query} and path in self.by_path:
+                wsdl = published_wsdl(self.settings.wsdl_dir, self.by_path[path], self._base_url(environ))
+                return _send(start_response, 200, wsdl, "text/xml; charset=utf-8")
+            return _send(start_response, 405 if path in self.by_path else 404,
+                         b"POST a signed SOAP envelope here, or GET ?wsdl\n", "text/plain; charset=utf-8")
+        if method != "GET":
+            return _send(start_response, 405, b"method not allowed\n", "text/plain; charset=utf-8")
+        return self._document(environ, path, query, start_response)
+
+    def _soap(self, environ: dict[str, Any], path: str, start_response: StartResponse) -> Iterable[bytes]:
+        limit = self.settings.limits.max_bytes
+        declared = int(environ.get("CONTENT_LENGTH") or 0)
+        stream = environ["wsgi.input"]
+        data = b"" if declared > limit else stream.read(declared) if declared else stream.read(limit + 1)
+        reply = self.pipeline.handle(path, data, declared_length=declared)
+        return _send(start_response, reply.status, reply.body, "text/xml; charset=utf-8",
+                     [("X-Kruispunt-Ticket", reply.ticket)])
+
+    def _document(self, environ: dict[str, Any], path: str, query: dict[str, list[str]],
+                  start_response: StartResponse) -> Iterable[bytes]:
+        base = self._base_url(environ)
+        if path == "/services":
+            if query.get("formatted") == ["false"] and "wsdlList" in query:
+                return _send(start_response, 200, wsdl_list(self.services, base).encode(), "text/plain; charset=utf-8")
+            return _send(start_response, 200, html_page(self.services, base).encode(), "text/html; charset=utf-8")
+        if path.startswith("/xsd/") or path.startswith("/wsdl/"):
+            root = self.settings.xsd_dir if path.startswith("/xsd/") else self.settings.wsdl_dir
+            relative = path.split("/", 2)[2]
+            service = next((s for s in self.services if path == f"/wsdl/{s.wsdl}"), None)
+            content = published_wsdl(root, service, base) if service else static_file(root, relative)
+            if content is not None:
+                return _send(start_response, 200, content, "text/xml; charset=utf-8")
+        if path == "/health/live":
+            return _send(start_response, 200, b"live\n", "text/plain; charset=utf-8")
+        if path == "/health/ready":
+            problems = self.pipeline.readiness_problems()
+            body = ("ready\n" if not problems else "not ready: " + "; ".join(problems) + "\n").encode()
+            return _send(start_response, 503 if problems else 200, body, "text/plain; charset=utf-8")
+        if path == "/":
+            return _send(start_response, 200, b"kruispunt: see /services\n", "text/plain; charset=utf-8")
+        return _send(start_response, 404, b"not found; see /services\n", "text/plain; charset=utf-8")
+
+    def _base_url(self, environ: dict[str, Any]) -> str:
+        if self.settings.public_url:
+            return self.settings.public_url.rstrip("/")
+        host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME')}:{environ.get('SERVER_PORT')}"
+        return f"{environ.get('wsgi.url_scheme', 'http')}://{host}"
+
+
+def _send(start_response: StartResponse, status: int, body: bytes, content_type: str,
+          extra: list[tuple[str, str]] | None = None) -> list[bytes]:
+    headers = [("Content-Type", content_type), ("Content-Length", str(len(body))), *(extra or [])]
+    start_response(f"{status} {REASONS.get(status, 'Error')}", headers)
+    return [body]
+
+
+def create_app(settings: Settings | None = None) -> IntegratorApp:
+    """Build one worker's application: database, keys, trust anchors, contracts, dispatcher."""
+    settings = settings or Settings.from_env()
+    engine = make_engine(settings.database_url)
+    sessions = session_factory(engine)
+    pki = settings.pki_dir
+    key = SigningKey.from_identity(Identity("integrator", pki / "integrator.crt", pki / "integrator.key"))
+    trust = TrustStore.from_files(settings.trust_anchor_paths, settings.crl_path)
+    dispatcher = Dispatcher(sessions, key, trust, settings.security, settings.limits,
+                            parallelism=settings.backend_parallelism,
+                            cache_seconds=settings.repository_cache_seconds)
+    pipeline = Pipeline(settings, PUBLISHED, sessions, key, trust, dispatcher)
+    with sessions() as session:
+        session.execute(text("SELECT 1"))
+    return IntegratorApp(settings, PUBLISHED, pipeline)

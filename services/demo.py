@@ -1,0 +1,78 @@
+"""Demo data: organisations, officials, grants and the reference backends, loaded idempotently."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy.orm import Session
+
+from integrator import commands
+from integrator.config import Settings
+from services.backends.persons import make_insz
+from services.backends.status_source import SOURCES
+from services.tax_exemption import SERVICE as TAX_EXEMPTION
+
+PURPOSE_TAX = "MUNICIPAL_TAX_EXEMPTION"
+
+
+def enterprise_number(first8: int) -> str:
+    """A syntactically valid enterprise number (check digits mod 97) for synthetic organisations."""
+    digits = f"{first8:08d}"
+    return f"{digits}{97 - int(digits) % 97:02d}"
+
+
+@dataclass(frozen=True)
+class DemoOrganisation:
+    enterprise_number: str
+    name: str
+    kind: str
+    nis_code: str | None
+
+
+@dataclass(frozen=True)
+class DemoOfficial:
+    organisation: str
+    insz: str
+    name: str
+    grants: tuple[str, ...]  # services granted for PURPOSE_TAX
+
+
+KRUISDORP = DemoOrganisation(enterprise_number(2071234), "Gemeente Kruisdorp", "municipality", "44021")
+BRUGSTEDE = DemoOrganisation(enterprise_number(2079876), "Stad Brugstede", "municipality", "31005")
+OCMW = DemoOrganisation(enterprise_number(2125555), "OCMW Kruisdorp", "pcsw", None)
+ORGANISATIONS = (KRUISDORP, BRUGSTEDE, OCMW)
+
+OFFICIALS = (
+    DemoOfficial(KRUISDORP.enterprise_number, make_insz(date(1975, 4, 12), 145), "An Verhoeven (tax office)",
+                 (TAX_EXEMPTION.name,)),
+    DemoOfficial(KRUISDORP.enterprise_number, make_insz(date(1982, 9, 3), 212), "Bart Smets (population office)",
+                 ()),
+    DemoOfficial(BRUGSTEDE.enterprise_number, make_insz(date(1969, 1, 27), 89), "Carine Jacobs (tax office)",
+                 (TAX_EXEMPTION.name,)),
+    DemoOfficial(OCMW.enterprise_number, make_insz(date(1991, 12, 5), 33), "Dirk Peeters (social worker)",
+                 (TAX_EXEMPTION.name,)),
+)
+
+
+def load(settings: Settings, session: Session, backend_urls: dict[str, str]) -> None:
+    """Register the demo organisations with their certificates, officials, grants and backends."""
+    pki = settings.pki_dir
+    for org in ORGANISATIONS:
+        commands.add_organisation(session, org.enterprise_number, org.name, org.kind, org.nis_code)
+        commands.register_certificate(session, org.enterprise_number,
+                                      (pki / f"org-{org.enterprise_number}.crt").read_bytes())
+    for official in OFFICIALS:
+        commands.add_official(session, official.organisation, official.insz, official.name)
+        for service in official.grants:
+            commands.add_grant(session, official.organisation, official.insz, service, PURPOSE_TAX)
+    for spec in SOURCES:
+        url = backend_urls.get(spec.name, f"http://127.0.0.1:{spec.port}/")
+        commands.add_backend(session, TAX_EXEMPTION.key, spec.name, url,
+                             (pki / f"backend-{spec.name}.crt").read_bytes())
+    session.commit()
+
+
+def pki_init(settings: Settings, force: bool = False) -> commands.DemoPki:
+    return commands.pki_init(settings, [(o.enterprise_number, o.name) for o in ORGANISATIONS],
+                             [s.name for s in SOURCES], force=force)

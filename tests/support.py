@@ -1,0 +1,128 @@
+"""Test helpers that speak the wire: build and sign requests by hand, post them, read faults and audit records."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import requests
+from lxml import etree
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from integrator.audit import AuditRecord
+from integrator.contract import build
+from integrator.namespaces import KP, SOAP_ENV, q
+from integrator.pki import Identity
+from integrator.wssec.sign import SigningKey, new_envelope, sign_envelope
+
+TAX_NS = "urn:kruispunt:TaxExemptionStatus:v1"
+TAX_PATH = "/soap/TaxExemptionStatus/v1"
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not come up in {timeout} s")
+
+
+def gunicorn(app: str, port: int, env: dict[str, str], *, workers: int = 1, log: Path) -> subprocess.Popen:
+    """A real gunicorn server on 127.0.0.1:port, logging to a file."""
+    handle = log.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", str(workers), "-k", "gthread",
+         "--threads", "4", "--graceful-timeout", "2", app],
+        env=env, cwd=PROJECT, stdout=handle, stderr=subprocess.STDOUT,
+    )
+
+
+@dataclass
+class Request:
+    """The pieces of a lookup request; sign() turns it into bytes, mutating hooks model attackers."""
+
+    identity: Identity
+    official: str
+    insz: str
+    on: date = field(default_factory=date.today)
+    purpose: str = "MUNICIPAL_TAX_EXEMPTION"
+    message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    organisation: str | None = None
+    now: datetime | None = None
+    ttl: timedelta = timedelta(minutes=5)
+    sign_caller: bool = True
+
+    def envelope(self) -> tuple[etree._Element, etree._Element]:
+        root, header, body = new_envelope()
+        caller = build(q(KP, "Caller"), {"Official": self.official, "Purpose": self.purpose,
+                                         "MessageId": self.message_id, "Organisation": self.organisation})
+        header.append(caller)
+        body.append(build(f"{{{TAX_NS}}}GetTaxExemptionStatusesRequest",
+                          {"Insz": self.insz, "ReferenceDate": self.on}))
+        return root, caller
+
+    def signed(self, after: Callable[[etree._Element], None] | None = None) -> bytes:
+        root, caller = self.envelope()
+        sign_envelope(root, SigningKey.from_identity(self.identity), headers=[caller] if self.sign_caller else [],
+                      now=self.now or datetime.now(UTC), ttl=self.ttl)
+        if after is not None:
+            after(root)
+        return etree.tostring(root)
+
+
+def post(base_url: str, data: bytes, path: str = TAX_PATH) -> requests.Response:
+    return requests.post(f"{base_url}{path}", data=data, timeout=30,
+                         headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'})
+
+
+@dataclass(frozen=True)
+class FaultSeen:
+    http_status: int
+    code: str
+    reason: str
+    ticket: str
+    source: str | None
+    faultstring: str
+
+
+def fault_of(response: requests.Response) -> FaultSeen:
+    root = etree.fromstring(response.content)
+    fault = root.find(f"{q(SOAP_ENV, 'Body')}/{q(SOAP_ENV, 'Fault')}")
+    assert fault is not None, f"expected a SOAP fault, got HTTP {response.status_code}: {response.text[:500]}"
+    detail = fault.find(f"detail/{q(KP, 'FaultDetail')}")
+    assert detail is not None
+    return FaultSeen(
+        http_status=response.status_code,
+        code=detail.findtext(q(KP, "Code")) or "",
+        reason=detail.findtext(q(KP, "Reason")) or "",
+        ticket=detail.findtext(q(KP, "Ticket")) or "",
+        source=detail.findtext(q(KP, "Source")),
+        faultstring=fault.findtext("faultstring") or "",
+    )
+
+
+def audit_record(sessions: sessionmaker[Session], ticket: str) -> AuditRecord:
+    """The one audit record of a ticket (fails if there is none or more than one)."""
+    with sessions() as session:
+        rows = session.execute(select(AuditRecord).where(AuditRecord.ticket == ticket)).scalars().all()
+    assert len(rows) == 1, f"expected exactly one audit record for {ticket}, found {len(rows)}"
+    return rows[0]
