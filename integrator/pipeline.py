@@ -31,6 +31,7 @@ from integrator.pki import fingerprint
 from integrator.replay import remember
 from integrator.service import CallContext, ServiceDefinition
 from integrator.ticket import new_ticket
+from integrator.timing import StageClock
 from integrator.wssec.sign import SigningKey
 from integrator.wssec.trust import TrustStore
 from integrator.wssec.verify import Verified, verify_envelope
@@ -44,6 +45,7 @@ class Reply:
     status: int
     body: bytes
     ticket: str
+    timing: str = ""
 
 
 class Pipeline:
@@ -71,8 +73,9 @@ class Pipeline:
         received = datetime.now(UTC)
         draft = AuditDraft(new_ticket(received), received, hashlib.sha256(data).hexdigest())
         verified: Verified | None = None
+        clock = StageClock()
         try:
-            verified, payload = self._serve(path, data, max(declared_length, len(data)), draft, received)
+            verified, payload = self._serve(path, data, max(declared_length, len(data)), draft, received, clock)
             body = signed_answer(self.signing_key, payload, ticket=draft.ticket, received=received,
                                  message_id=draft.message_id, request_digest=verified.signature_digest)
             status = 200
@@ -81,17 +84,22 @@ class Pipeline:
         except Exception:
             log.exception("unexpected error, ticket %s", draft.ticket)
             status, body = self._refusal(InternalError(), draft, received, verified)
-        return self._audited(draft, status, body)
+        clock.mark("answer")
+        reply = self._audited(draft, status, body)
+        clock.mark("audit")
+        return Reply(reply.status, reply.body, reply.ticket, clock.server_timing())
 
-    def _serve(self, path: str, data: bytes, length: int, draft: AuditDraft,
-               now: datetime) -> tuple[Verified, etree._Element]:
+    def _serve(self, path: str, data: bytes, length: int, draft: AuditDraft, now: datetime,
+               clock: StageClock) -> tuple[Verified, etree._Element]:
         service = self.services.get(path)
         if service is None:
             raise ServiceUnknown(f"No service is published at {path}; see GET /services for the catalogue.")
         draft.service = service.key
         check_size(length, self.settings.limits)
         envelope = parse_envelope(data, self.settings.limits)
+        clock.mark("envelope")
         verified = verify_envelope(envelope, self.trust, self.settings.security, now)
+        clock.mark("security")
         draft.certificate = _fingerprint(verified)
         header = self._caller_header(verified, envelope.header)
         draft.official, draft.purpose, draft.message_id = header["Official"], header["Purpose"], header["MessageId"]
@@ -108,14 +116,18 @@ class Pipeline:
         draft.operation = operation.name
         with self.sessions() as session:
             remember(session, keys, verified.expires + self.settings.security.clock_skew, now)
+            clock.mark("replay")
             request = self.contracts[path].check(payload)
             if operation.person_field:
                 draft.person = request.get(operation.person_field)
+            clock.mark("contract")
             caller = authorise(session, draft.certificate, header, service.name, now)
+            clock.mark("caller")
         draft.organisation = caller.organisation.enterprise_number
         context = CallContext(draft.ticket, now, caller.organisation, caller.official, caller.purpose,
                               caller.message_id, BoundDispatcher(self.dispatcher, service.key))
         result = operation.handler(request, context)
+        clock.mark("handle")
         answer = build(operation.response, result.body)
         self.contracts[path].check(answer, fault=InternalError)
         draft.outcome, draft.detail = result.outcome, result.detail

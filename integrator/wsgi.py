@@ -60,7 +60,7 @@ class IntegratorApp:
         data = b"" if declared > limit else stream.read(declared) if declared else stream.read(limit + 1)
         reply = self.pipeline.handle(path, data, declared_length=declared)
         return _send(start_response, reply.status, reply.body, "text/xml; charset=utf-8",
-                     [("X-Kruispunt-Ticket", reply.ticket)])
+                     [("X-Kruispunt-Ticket", reply.ticket), ("Server-Timing", reply.timing)])
 
     def _document(self, environ: dict[str, Any], path: str, query: dict[str, list[str]],
                   start_response: StartResponse) -> Iterable[bytes]:
