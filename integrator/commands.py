@@ -11,9 +11,11 @@ from alembic.config import Config as AlembicConfig
 from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from stdnum.be import vat
 
 from integrator.config import Settings
-from integrator.pki import Identity, create_ca, fingerprint, issue, write_crl
+from integrator.contract import check_insz
+from integrator.pki import Identity, create_ca, fingerprint, issue, load_crl, write_crl
 from repository.models import Backend, Certificate, Grant, Official, Organisation
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -56,29 +58,19 @@ def pki_init(settings: Settings, organisations: list[tuple[str, str]], backends:
     return DemoPki(ca, integrator)
 
 
-def revoke(settings: Settings, cert_path: Path) -> None:
-    """Add a certificate to the demo CA's CRL."""
+def revoke(settings: Settings, cert_path: Path) -> list[int]:
+    """Add a certificate to the demo CA's CRL; return the serial numbers now revoked."""
     pki = settings.pki_dir
     ca = Identity("ca", pki / "ca.crt", pki / "ca.key")
-    from integrator.pki import load_crl
-
-    revoked: list[int] = []
-    if settings.crl_path.exists():
-        revoked = [r.serial_number for r in load_crl(settings.crl_path)]
-    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    write_crl(ca, settings.crl_path, [_Serial(s) for s in {*revoked, cert.serial_number}], next_update_days=30)
-
-
-@dataclass(frozen=True)
-class _Serial:
-    serial_number: int
+    revoked = {r.serial_number for r in load_crl(settings.crl_path)} if settings.crl_path.exists() else set()
+    revoked.add(x509.load_pem_x509_certificate(cert_path.read_bytes()).serial_number)
+    write_crl(ca, settings.crl_path, sorted(revoked), next_update_days=30)
+    return sorted(revoked)
 
 
 # --- repository -----------------------------------------------------------------------------------------
 def add_organisation(session: Session, enterprise_number: str, name: str, kind: str,
                      nis_code: str | None = None) -> Organisation:
-    from stdnum.be import vat
-
     if not vat.is_valid(enterprise_number):
         raise ValueError(f"{enterprise_number} is not a valid enterprise number")
     org = session.execute(select(Organisation).where(Organisation.enterprise_number == enterprise_number)
@@ -102,8 +94,6 @@ def register_certificate(session: Session, enterprise_number: str, cert_pem: byt
 
 
 def add_official(session: Session, enterprise_number: str, insz: str, name: str) -> Official:
-    from integrator.contract import check_insz
-
     check_insz(insz, "official INSZ")
     org = _organisation(session, enterprise_number)
     official = session.execute(select(Official).where(Official.organisation_id == org.id, Official.insz == insz)

@@ -146,6 +146,12 @@ class InternalError(KruispuntFault):
     CODE = "Server.Internal"
 
 
+class AuditUnavailable(KruispuntFault):
+    CODE = "Server.AuditUnavailable"
+    HTTP_STATUS = 503
+    DEFAULT_REASON = "The transaction could not be audited, so it was not answered; try again later."
+
+
 class BackendUnavailable(KruispuntFault):
     CODE = "Server.Backend.Unavailable"
     HTTP_STATUS = 502

@@ -19,6 +19,7 @@ from integrator.contract import Contract, build
 from integrator.dispatch import BoundDispatcher, Dispatcher
 from integrator.envelope import check_size, parse_envelope
 from integrator.faults import (
+    AuditUnavailable,
     CallerHeaderMissing,
     InternalError,
     KruispuntFault,
@@ -173,8 +174,8 @@ class Pipeline:
                 session.commit()
         except Exception:
             log.exception("audit record could not be written, ticket %s", draft.ticket)
-            fault = InternalError("The transaction could not be audited and was not answered; try again later.")
-            return Reply(503, signed_answer(self.signing_key, fault_payload(fault, draft.ticket),
+            fault = AuditUnavailable()
+            return Reply(fault.HTTP_STATUS, signed_answer(self.signing_key, fault_payload(fault, draft.ticket),
                                             ticket=draft.ticket, received=draft.received_at, message_id=None,
                                             request_digest=None), draft.ticket)
         return Reply(status, body, draft.ticket)

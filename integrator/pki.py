@@ -156,9 +156,9 @@ def issue(
 
 
 def write_crl(
-    ca: Identity, path: Path, revoked: Sequence[x509.Certificate], *, next_update_days: int = 7
+    ca: Identity, path: Path, revoked: Sequence[x509.Certificate | int], *, next_update_days: int = 7
 ) -> Path:
-    """Write a SHA-256 CRL signed by the CA that revokes the given certificates as of now."""
+    """Write a SHA-256 CRL signed by the CA that revokes the given certificates (or serial numbers) as of now."""
     ca_cert, ca_key = ca.load_cert(), ca.load_key()
     now = _now()
     builder = (
@@ -168,7 +168,8 @@ def write_crl(
         .next_update(now + dt.timedelta(days=next_update_days))
     )
     for cert in revoked:
-        entry = x509.RevokedCertificateBuilder().serial_number(cert.serial_number).revocation_date(now)
+        serial = cert if isinstance(cert, int) else cert.serial_number
+        entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now)
         builder = builder.add_revoked_certificate(entry.build())
     crl = builder.sign(ca_key, hashes.SHA256())
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -82,10 +83,10 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
                org(demo.BRUGSTEDE.enterprise_number), untrusted, expired, revoked, no_usage)
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A fresh, migrated database: an SQLite file, or a new database on the local PostgreSQL server."""
-    if request.param == "sqlite":
+@contextmanager
+def new_database(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An empty database: an SQLite file, or a new database on the local PostgreSQL server (dropped after)."""
+    if kind == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'kruispunt.db'}"
         return
     name = f"kp_test_{uuid.uuid4().hex[:12]}"
@@ -99,6 +100,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         with psycopg.connect(admin.set(drivername="postgresql").render_as_string(hide_password=False),
                              autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session's database, on SQLite and on PostgreSQL: every test that uses it runs on both."""
+    with new_database(request.param, tmp_path_factory) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def own_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database for one test alone (for tests that break it on purpose)."""
+    with new_database(request.param, tmp_path_factory) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -164,3 +179,10 @@ def stack(pki: Pki, database_url: str, sessions: sessionmaker[Session],
         yield running
     finally:
         running.stop_all()
+
+
+@pytest.fixture(scope="session")
+def migrated(database_url: str, sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Sessions on a database whose schema is at Alembic head."""
+    commands.db_upgrade(Settings.from_env({"KRUISPUNT_DATABASE_URL": database_url}))
+    return sessions

@@ -1,0 +1,70 @@
+"""Contracts: XSD validation with a path a person can act on, INSZ check digits, answers built in order."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from lxml import etree
+
+from integrator.config import PROJECT_ROOT
+from integrator.contract import Contract, build, check_insz
+from integrator.faults import ContractViolation, InszInvalid
+from services.backends.persons import make_insz
+
+TX = "urn:kruispunt:TaxExemptionStatus:v1"
+CONTRACT = Contract(PROJECT_ROOT / "xsd/TaxExemptionStatus/v1/TaxExemptionStatus.xsd")
+
+
+def request(insz: str, on: str = "2026-01-01") -> etree._Element:
+    return build(f"{{{TX}}}GetTaxExemptionStatusesRequest", {"Insz": insz, "ReferenceDate": on})
+
+
+def test_valid_request_is_decoded_by_local_names() -> None:
+    insz = make_insz(date(1980, 5, 17), 42)
+    assert CONTRACT.check(request(insz)) == {"Insz": insz, "ReferenceDate": "2026-01-01"}
+
+
+def test_wrong_check_digit_is_its_own_fault_naming_the_value() -> None:
+    good = make_insz(date(1980, 5, 17), 42)
+    bad = good[:9] + f"{(int(good[9:]) + 1) % 100:02d}"
+    with pytest.raises(InszInvalid) as caught:
+        CONTRACT.check(request(bad))
+    assert bad in caught.value.reason and caught.value.code == "Client.Contract.InszInvalid"
+
+
+def test_schema_violation_names_the_path() -> None:
+    with pytest.raises(ContractViolation) as caught:
+        CONTRACT.check(request(make_insz(date(1980, 5, 17), 42), on="yesterday"))
+    assert "ReferenceDate" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        (make_insz(date(1985, 7, 30), 33), True),  # born before 2000
+        (make_insz(date(2003, 2, 1), 12), True),  # born in 2000 or later: 2 prefixed for the check
+        ("85073003328", True),
+        ("85073003329", False),
+        ("85273003360", False),  # a BIS-like month with a wrong check digit
+    ],
+)
+def test_insz_check_digits(value: str, valid: bool) -> None:
+    if valid:
+        assert check_insz(value) == value
+    else:
+        with pytest.raises(InszInvalid):
+            check_insz(value)
+
+
+def test_bis_number_is_accepted() -> None:
+    first9 = "852730033"  # month + 20: a BIS number for a person whose gender is known
+    bis = f"{first9}{97 - int(first9) % 97:02d}"
+    assert check_insz(bis) == bis
+
+
+def test_build_keeps_order_repeats_lists_and_drops_none() -> None:
+    element = build(f"{{{TX}}}X", {"A": 1, "B": [True, False], "C": None, "D": {"E": date(2026, 1, 2)}})
+    assert [etree.QName(c).localname for c in element] == ["A", "B", "B", "D"]
+    assert [c.text for c in element.findall(f"{{{TX}}}B")] == ["true", "false"]
+    assert element.findtext(f"{{{TX}}}D/{{{TX}}}E") == "2026-01-02"
