@@ -21,6 +21,7 @@ from integrator.envelope import check_size, parse_envelope
 from integrator.faults import (
     AuditUnavailable,
     CallerHeaderMissing,
+    ContractViolation,
     InternalError,
     KruispuntFault,
     OperationUnknown,
@@ -143,12 +144,17 @@ class Pipeline:
         except Exception as exc:
             problems.append(f"database: {type(exc).__name__}")
         try:
-            self.trust.check_crl()
+            next_update = self.trust.crl_next_update()
         except Exception as exc:
             problems.append(f"CRL: {exc}")
+        else:
+            if next_update is not None and next_update < datetime.now(UTC):
+                problems.append(f"CRL: stale since {next_update:%Y-%m-%d %H:%M}Z; publish a fresh CRL")
         return problems
 
     def _caller_header(self, verified: Verified, header_node: etree._Element | None) -> dict[str, str]:
+        if header_node is not None and len(header_node.findall(CALLER)) > 1:
+            raise ContractViolation("The request carries more than one kp:Caller header; send exactly one.")
         signed = verified.headers.get(CALLER)
         if signed is None:
             if header_node is not None and header_node.find(CALLER) is not None:

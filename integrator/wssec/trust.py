@@ -22,6 +22,7 @@ from integrator.faults import (
 from integrator.pki import fingerprint, load_crl, load_trust_anchors
 
 MIN_RSA_BITS = 2048
+CRL_RECHECK_SECONDS = 5.0
 
 
 @dataclass
@@ -34,6 +35,7 @@ class TrustStore:
     _crl: x509.CertificateRevocationList | None = field(default=None, init=False, repr=False)
     _crl_mtime: float = field(default=-1.0, init=False, repr=False)
     _crl_checked: float = field(default=0.0, init=False, repr=False)
+    _revoked: frozenset[int] = field(default=frozenset(), init=False, repr=False)
     _verdicts: dict[str, float] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -91,24 +93,31 @@ class TrustStore:
                 f"The certificate {_describe(cert)} does not allow digital signatures (key usage)."
             )
 
-    def check_crl(self) -> None:
-        """Raise if the configured CRL cannot be read or is not signed by a trust anchor."""
+    def crl_next_update(self) -> datetime | None:
+        """When the CRL says a newer one is due; raise if it cannot be read or is not signed by a trust anchor."""
         self._revoked_serials()
+        with self._lock:
+            crl = self._crl
+        return crl.next_update_utc if crl is not None else None
 
     def _revoked_serials(self) -> frozenset[int]:
         if self.crl_path is None:
             return frozenset()
         now = time.monotonic()
         with self._lock:
-            if now - self._crl_checked > 5.0:
+            if now - self._crl_checked > CRL_RECHECK_SECONDS or self._crl is None:
                 self._crl_checked = now
-                mtime = self.crl_path.stat().st_mtime if self.crl_path.exists() else -1.0
-                if mtime != self._crl_mtime:
+                if not self.crl_path.exists():
+                    self._crl = None
+                    raise ValueError(f"the CRL {self.crl_path} is missing; revocation cannot be checked")
+                mtime = self.crl_path.stat().st_mtime
+                if mtime != self._crl_mtime or self._crl is None:
+                    self._crl = None
+                    self._crl = self._load_verified_crl()
                     self._crl_mtime = mtime
-                    self._crl = self._load_verified_crl() if mtime >= 0 else None
+                    self._revoked = frozenset(r.serial_number for r in self._crl)
                     self._verdicts.clear()
-            crl = self._crl
-        return frozenset(r.serial_number for r in crl) if crl is not None else frozenset()
+            return self._revoked
 
     def _load_verified_crl(self) -> x509.CertificateRevocationList:
         assert self.crl_path is not None
