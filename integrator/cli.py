@@ -44,6 +44,8 @@ def cmd_demo_load(args: argparse.Namespace, settings: Settings) -> int:
     from services import demo
 
     demo.pki_init(settings)
+    if commands.refresh_crl(settings):
+        print(f"demo CRL re-issued: {settings.crl_path}")
     commands.db_upgrade(settings)
     with _sessions(settings)() as session:
         demo.load(settings, session, {})

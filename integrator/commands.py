@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from alembic import command as alembic_command
@@ -56,6 +56,17 @@ def pki_init(settings: Settings, organisations: list[tuple[str, str]], backends:
         issue(ca, pki, f"backend-{backend}", common_name=f"authentic source {backend}", organization=backend)
     write_crl(ca, settings.crl_path, [], next_update_days=30)
     return DemoPki(ca, integrator)
+
+
+def refresh_crl(settings: Settings, min_days_left: int = 7) -> bool:
+    """Re-issue the demo CRL (same serials) when it is due within min_days_left; True if it was."""
+    crl = load_crl(settings.crl_path)
+    if crl.next_update_utc is not None and crl.next_update_utc - datetime.now(UTC) > timedelta(days=min_days_left):
+        return False
+    pki = settings.pki_dir
+    write_crl(Identity("ca", pki / "ca.crt", pki / "ca.key"), settings.crl_path,
+              sorted(r.serial_number for r in crl), next_update_days=30)
+    return True
 
 
 def revoke(settings: Settings, cert_path: Path) -> list[int]:
