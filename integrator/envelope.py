@@ -62,11 +62,16 @@ def parse_xml(data: bytes, limits: EnvelopeLimits) -> etree._Element:
     try:
         root = etree.fromstring(data, parser=_parser())
     except etree.XMLSyntaxError as exc:
+        if "depth" in (exc.msg or "").lower():
+            raise EnvelopeTooDeep(f"The request nests elements deeper than {limits.max_depth} levels.") from None
         raise EnvelopeMalformed(f"The request is not well-formed XML: {exc.msg}.") from None
     tree = root.getroottree()
     if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
         raise EnvelopeForbiddenConstruct("The request carries a document type declaration; remove it.")
-    for node in root.iter(etree.Entity, etree.ProcessingInstruction):
+    outside = [*root.itersiblings(preceding=True), *root.itersiblings()]
+    for node in [*outside, *root.iter(etree.Entity, etree.ProcessingInstruction)]:
+        if not isinstance(node, etree._ProcessingInstruction | etree._Entity):
+            continue
         raise EnvelopeForbiddenConstruct(
             f"The request contains a forbidden construct ({type(node).__name__}); remove it."
         )

@@ -73,7 +73,8 @@ class Pipeline:
 
     def handle(self, path: str, data: bytes, declared_length: int = 0) -> Reply:
         received = datetime.now(UTC)
-        draft = AuditDraft(new_ticket(received), received, hashlib.sha256(data).hexdigest())
+        unread = declared_length > len(data)  # refused on its declared length alone: the body was never read
+        draft = AuditDraft(new_ticket(received), received, "unread" if unread else hashlib.sha256(data).hexdigest())
         verified: Verified | None = None
         clock = StageClock()
         try:

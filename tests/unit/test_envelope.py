@@ -87,3 +87,13 @@ def test_nesting_just_within_the_limit_is_accepted() -> None:
 def test_malformed_or_non_soap_is_refused(data: bytes) -> None:
     fault = refused(data, EnvelopeMalformed)
     assert fault.HTTP_STATUS == 400
+
+
+def test_processing_instruction_outside_the_envelope_is_refused() -> None:
+    refused(b'<?xml-stylesheet href="file:///etc/passwd"?>' + envelope("<x/>"), EnvelopeForbiddenConstruct)
+    refused(envelope("<x/>") + b"<?evil after?>", EnvelopeForbiddenConstruct)
+
+
+def test_nesting_beyond_the_parsers_own_limit_is_still_too_deep() -> None:
+    with pytest.raises(EnvelopeTooDeep):
+        parse_envelope(envelope("<a>" * 1000 + "</a>" * 1000), EnvelopeLimits(max_bytes=100_000, max_depth=64))
