@@ -88,7 +88,7 @@ def cmd_backend_add(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_call(args: argparse.Namespace, settings: Settings) -> int:
     from zeep.exceptions import Fault
 
-    from integrator.client import KruispuntClient, fault_detail
+    from integrator.client import AnswerRefused, KruispuntClient, fault_detail
     from integrator.pki import Identity
 
     pki = settings.pki_dir
@@ -100,9 +100,16 @@ def cmd_call(args: argparse.Namespace, settings: Settings) -> int:
         answer = client.tax_exemption_statuses(args.insz, date.fromisoformat(args.date), official=args.official,
                                                purpose=args.purpose)
     except Fault as fault:
-        detail = fault_detail(fault)
+        try:
+            detail = fault_detail(fault)
+        except AnswerRefused:
+            print(f"refused: {fault.code}: {fault.message}")
+            return 2
         print(f"refused: {detail.get('Code')}: {detail.get('Reason')} (ticket {detail.get('Ticket')})")
         return 2
+    except AnswerRefused as refused:
+        print(f"answer refused by the client library: {refused}")
+        return 3
     body = answer.body
     print(f"ticket {answer.ticket}; person {body.Insz} on {body.ReferenceDate}; complete: {body.Complete}")
     for status in body.Status:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import threading
 import uuid
 from dataclasses import dataclass
@@ -18,9 +17,9 @@ from zeep.exceptions import Fault
 from integrator.contract import build
 from integrator.envelope import Envelope
 from integrator.faults import KruispuntFault
-from integrator.namespaces import DS, KP, SOAP_ENV, q
+from integrator.namespaces import KP, SOAP_ENV, q
 from integrator.pki import Identity, fingerprint, load_trust_anchors
-from integrator.wssec.sign import SigningKey, sign_envelope
+from integrator.wssec.sign import SigningKey, sign_envelope, signature_digest
 from integrator.wssec.trust import TrustStore
 from integrator.wssec.verify import SecurityPolicy, Verified, verify_envelope
 
@@ -41,8 +40,7 @@ class KruispuntSignature:
     def apply(self, envelope: etree._Element, headers: dict[str, str]) -> tuple[etree._Element, dict[str, str]]:
         caller = envelope.find(f"{q(SOAP_ENV, 'Header')}/{q(KP, 'Caller')}")
         sign_envelope(envelope, self.key, headers=[caller] if caller is not None else [])
-        value = envelope.findtext(f".//{q(DS, 'SignatureValue')}") or ""
-        self._local.request_digest = base64.b64encode(hashlib.sha256(base64.b64decode(value)).digest()).decode()
+        self._local.request_digest = base64.b64encode(signature_digest(envelope)).decode()
         return envelope, headers
 
     def verify(self, envelope: etree._Element) -> etree._Element:

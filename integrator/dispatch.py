@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,9 +26,9 @@ from integrator.faults import (
     BackendUnavailable,
     KruispuntFault,
 )
-from integrator.namespaces import SOAP_ENV, q
+from integrator.namespaces import KP, SOAP_ENV, q
 from integrator.pki import fingerprint
-from integrator.wssec.sign import SigningKey, new_envelope, sign_envelope
+from integrator.wssec.sign import SigningKey, new_envelope, sign_envelope, signature_digest
 from integrator.wssec.trust import TrustStore
 from integrator.wssec.verify import SecurityPolicy, verify_envelope
 from repository.queries import BackendView, backends_for
@@ -107,30 +108,40 @@ class Dispatcher:
         root, _header, body = new_envelope()
         body.append(build(kind.request, payload))
         sign_envelope(root, self._key)
-        data = etree.tostring(root)
-        name = backend.name
+        status, content = self._exchange(backend, etree.tostring(root))
+        return self._read_answer(backend, kind, status, content, signature_digest(root))
+
+    def _exchange(self, backend: BackendView, data: bytes) -> tuple[int, bytes]:
+        """POST and read the whole answer within the backend's timeout (a deadline, not a per-read limit)."""
+        name, limit = backend.name, backend.timeout_seconds
+        deadline = time.monotonic() + limit
+        timeout = BackendTimeout(f"Source {name} did not answer within {limit:g} s.", source=name)
         try:
-            reply = self._http.post(
-                backend.url,
-                data=data,
-                headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'},
-                timeout=backend.timeout_seconds,
-            )
+            with self._http.post(backend.url, data=data, timeout=limit, stream=True,
+                                 headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}) as reply:
+                chunks, size = [], 0
+                for chunk in reply.iter_content(chunk_size=16_384):
+                    size += len(chunk)
+                    if time.monotonic() > deadline:
+                        raise timeout
+                    if size > self._limits.max_bytes:
+                        raise BackendInvalidAnswer(f"Source {name} answered more than {self._limits.max_bytes} bytes.",
+                                                   source=name)
+                    chunks.append(chunk)
+                return reply.status_code, b"".join(chunks)
         except requests.Timeout:
-            raise BackendTimeout(
-                f"Source {name} did not answer within {backend.timeout_seconds:g} s.", source=name
-            ) from None
+            raise timeout from None
         except requests.RequestException as exc:
             raise BackendUnavailable(f"Source {name} cannot be reached: {type(exc).__name__}.", source=name) from None
-        return self._read_answer(backend, kind, reply)
 
-    def _read_answer(self, backend: BackendView, kind: BackendContract, reply: requests.Response) -> dict[str, Any]:
+    def _read_answer(self, backend: BackendView, kind: BackendContract, status: int, content: bytes,
+                     request_digest: bytes) -> dict[str, Any]:
         name = backend.name
         try:
-            envelope = parse_envelope(reply.content, self._limits)
+            envelope = parse_envelope(content, self._limits)
         except KruispuntFault as fault:
             raise BackendInvalidAnswer(
-                f"Source {name} answered HTTP {reply.status_code} with something that is not a SOAP envelope "
+                f"Source {name} answered HTTP {status} with something that is not a SOAP envelope "
                 f"({fault.reason})", source=name,
             ) from None
         fault_node = envelope.body.find(q(SOAP_ENV, "Fault"))
@@ -148,6 +159,12 @@ class Dispatcher:
         if fingerprint(verified.certificate) != fingerprint(expected):
             raise BackendInvalidAnswer(
                 f"Source {name} answered with a certificate that is not the one registered for it.", source=name
+            )
+        binding = verified.headers.get(q(KP, "InResponseTo"))
+        if binding is None or (binding.text or "").strip() != base64.b64encode(request_digest).decode():
+            raise BackendInvalidAnswer(
+                f"Source {name} sent an answer that is not bound to this request (signed kp:InResponseTo).",
+                source=name,
             )
         answer = verified.payload
         if answer is None or answer.tag != kind.response:

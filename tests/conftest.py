@@ -135,11 +135,12 @@ class Stack:
     backend_ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
-    def start_backend(self, name: str) -> None:
+    def start_backend(self, name: str, wait: bool = True) -> None:
         port = self.backend_ports[name]
         self.processes[name] = gunicorn("services.backends.wsgi:create_app()", port,
                                         dict(self.env, KRUISPUNT_BACKEND=name), log=self.log_dir / f"{name}.log")
-        wait_for(f"http://127.0.0.1:{port}/?wsdl")
+        if wait:
+            wait_for(f"http://127.0.0.1:{port}/?wsdl")
 
     def stop_backend(self, name: str) -> None:
         process = self.processes.pop(name)
@@ -172,10 +173,12 @@ def stack(pki: Pki, database_url: str, sessions: sessionmaker[Session],
     running = Stack(pki, settings, database_url, sessions, f"http://127.0.0.1:{port}", env, log_dir, ports)
     try:
         for name in ports:
-            running.start_backend(name)
+            running.start_backend(name, wait=False)
         running.processes["integrator"] = gunicorn("integrator.wsgi:create_app()", port, env, workers=2,
                                                    log=log_dir / "integrator.log")
-        wait_for(f"{running.base_url}/health/live")
+        for backend_port in ports.values():
+            wait_for(f"http://127.0.0.1:{backend_port}/?wsdl")
+        wait_for(f"{running.base_url}/health/ready")
         yield running
     finally:
         running.stop_all()

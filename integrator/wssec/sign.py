@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -98,6 +99,12 @@ def sign_envelope(
     return root
 
 
+def signature_digest(root: etree._Element) -> bytes:
+    """SHA-256 of a signed envelope's SignatureValue (decoded): what an answer quotes to bind to it."""
+    value = root.findtext(f".//{q(DS, 'SignatureValue')}") or ""
+    return hashlib.sha256(base64.b64decode(value)).digest()
+
+
 def new_envelope() -> tuple[etree._Element, etree._Element, etree._Element]:
     """An empty SOAP 1.1 envelope: (root, header, body)."""
     root = etree.Element(q(SOAP_ENV, "Envelope"), nsmap={"soapenv": SOAP_ENV, "wsu": WSU})
@@ -106,4 +113,4 @@ def new_envelope() -> tuple[etree._Element, etree._Element, etree._Element]:
     return root, header, body
 
 
-__all__ = ["EXC_C14N", "SigningKey", "new_envelope", "sign_envelope"]
+__all__ = ["EXC_C14N", "SigningKey", "new_envelope", "sign_envelope", "signature_digest"]

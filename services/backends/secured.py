@@ -3,6 +3,7 @@ leaves signed with the backend's own certificate."""
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ from lxml import etree
 
 from integrator.envelope import EnvelopeLimits, parse_envelope
 from integrator.faults import ClientFault, KruispuntFault
-from integrator.namespaces import SOAP_ENV, WSSE, q
+from integrator.namespaces import KP, SOAP_ENV, WSSE, q
 from integrator.pki import fingerprint
 from integrator.wssec.sign import SigningKey, new_envelope, sign_envelope
 from integrator.wssec.trust import TrustStore
@@ -38,7 +39,7 @@ class SecuredBackend:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         data = environ["wsgi.input"].read(min(length, self.limits.max_bytes + 1))
         try:
-            inner = self._verified_request(data)
+            inner, request_digest = self._verified_request(data)
         except KruispuntFault as fault:
             return self._reply(start_response, fault.HTTP_STATUS, self._fault(fault))
         environ = dict(environ, CONTENT_LENGTH=str(len(inner)))
@@ -56,10 +57,16 @@ class SecuredBackend:
         except etree.XMLSyntaxError:
             log.error("spyne answered something that is not XML (HTTP %s)", status)
             return self._reply(start_response, 500, self._fault(KruispuntFault("backend error")))
-        sign_envelope(root, self.key)
+        header = root.find(q(SOAP_ENV, "Header"))
+        if header is None:
+            header = etree.Element(q(SOAP_ENV, "Header"))
+            root.insert(0, header)
+        binding = etree.SubElement(header, q(KP, "InResponseTo"))
+        binding.text = base64.b64encode(request_digest).decode()
+        sign_envelope(root, self.key, headers=[binding])
         return self._reply(start_response, status, etree.tostring(root))
 
-    def _verified_request(self, data: bytes) -> bytes:
+    def _verified_request(self, data: bytes) -> tuple[bytes, bytes]:
         envelope = parse_envelope(data, self.limits)
         verified = verify_envelope(envelope, self.trust, self.policy, datetime.now(UTC))
         if fingerprint(verified.certificate) not in self.allowed:
@@ -68,7 +75,7 @@ class SecuredBackend:
         root.remove(_header)
         for child in verified.body:
             body.append(child)
-        return etree.tostring(root)
+        return etree.tostring(root), verified.signature_digest
 
     def _fault(self, fault: KruispuntFault) -> bytes:
         root, _header, body = new_envelope()
