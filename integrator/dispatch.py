@@ -15,6 +15,7 @@ from cryptography import x509
 from lxml import etree
 from requests.adapters import HTTPAdapter
 from sqlalchemy.orm import Session, sessionmaker
+from urllib3.exceptions import ReadTimeoutError
 
 from integrator.contract import Contract, build
 from integrator.envelope import EnvelopeLimits, parse_envelope
@@ -132,6 +133,9 @@ class Dispatcher:
         except requests.Timeout:
             raise timeout from None
         except requests.RequestException as exc:
+            # requests reports a read timeout while streaming the body as a ConnectionError
+            if isinstance(exc.args[0] if exc.args else None, ReadTimeoutError) or time.monotonic() >= deadline:
+                raise timeout from None
             raise BackendUnavailable(f"Source {name} cannot be reached: {type(exc).__name__}.", source=name) from None
 
     def _read_answer(self, backend: BackendView, kind: BackendContract, status: int, content: bytes,
