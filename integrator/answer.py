@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
+from typing import Any
 
 from lxml import etree
 
@@ -13,13 +14,16 @@ from integrator.namespaces import KP, SOAP_ENV, q
 from integrator.wssec.sign import SigningKey, new_envelope, sign_envelope
 
 
-def _answer_header(ticket: str, received: datetime, message_id: str | None, request_digest: bytes | None) -> dict:
+def _answer_header(ticket: str, received: datetime, message_id: str | None, request_digest: bytes | None,
+                   deprecation: dict[str, Any] | None, upstream_tickets: tuple[str, ...]) -> dict[str, Any]:
     return {
         "Ticket": ticket,
         "MessageId": message_id,
         "RequestSignatureDigest": base64.b64encode(request_digest).decode() if request_digest else None,
         "Received": received,
         "Answered": datetime.now(UTC),
+        "Deprecation": deprecation,
+        "UpstreamTicket": list(upstream_tickets),
     }
 
 
@@ -31,9 +35,12 @@ def signed_answer(
     received: datetime,
     message_id: str | None,
     request_digest: bytes | None,
+    deprecation: dict[str, Any] | None = None,
+    upstream_tickets: tuple[str, ...] = (),
 ) -> bytes:
     root, header, body = new_envelope()
-    answer = build(q(KP, "Answer"), _answer_header(ticket, received, message_id, request_digest))
+    answer = build(q(KP, "Answer"), _answer_header(ticket, received, message_id, request_digest, deprecation,
+                                                   upstream_tickets))
     header.append(answer)
     body.append(payload)
     sign_envelope(root, signing_key, headers=[answer])

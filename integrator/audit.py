@@ -31,6 +31,8 @@ class AuditRecord(Base):
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     request_digest: Mapped[str] = mapped_column(String(64))
     response_digest: Mapped[str] = mapped_column(String(64))
+    peer: Mapped[str | None] = mapped_column(String(100), nullable=True)  # the integrator it came from or went to
+    peer_ticket: Mapped[str | None] = mapped_column(String(200), nullable=True)  # that integrator's ticket(s)
 
 
 @dataclass
@@ -51,6 +53,8 @@ class AuditDraft:
     outcome: str = "FAULT"
     fault_code: str | None = None
     detail: str | None = None
+    peer: str | None = None
+    peer_ticket: str | None = None
 
 
 def write_audit(session: Session, draft: AuditDraft, answered_at: datetime, response_digest: str) -> None:
@@ -73,5 +77,7 @@ def write_audit(session: Session, draft: AuditDraft, answered_at: datetime, resp
             detail=draft.detail,
             request_digest=draft.request_digest,
             response_digest=response_digest,
+            peer=draft.peer,
+            peer_ticket=draft.peer_ticket,
         )
     )

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
-from integrator.faults import GrantMissing, OfficialUnknown, OrganisationMismatch, OrganisationUnknown
-from repository.queries import OrganisationView, official_status, organisation_by_certificate
+from integrator.faults import (
+    AccessDenied,
+    FederationLoop,
+    GrantMissing,
+    HopLimit,
+    OfficialUnknown,
+    OrganisationMismatch,
+    OrganisationUnknown,
+    PeerUnknown,
+)
+from repository.peers import PeerView, peer_by_certificate
+from repository.queries import OrganisationView, has_access_right, official_status, organisation_by_certificate
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,11 @@ def authorise(
             f"The certificate belongs to organisation {organisation.enterprise_number}, but the Caller header "
             f"claims to act for {claimed}; sign with that organisation's own certificate."
         )
+    if not has_access_right(session, organisation.id, service):
+        raise AccessDenied(
+            f"Organisation {organisation.enterprise_number} has no access right to service {service}; "
+            "the integrator's service desk grants organisations access to services."
+        )
     official, purpose = header["Official"], header["Purpose"]
     registered, granted = official_status(session, organisation.id, official, service, purpose, now.date())
     if not registered:
@@ -48,3 +64,34 @@ def authorise(
             "ask your local administrator for one."
         )
     return Caller(organisation, official, purpose, header["MessageId"])
+
+
+def authorise_peer(session: Session, fingerprint: str) -> tuple[PeerView, OrganisationView]:
+    """Only an integrator registered here as a peer may call peer-only operations or forward requests."""
+    peer = peer_by_certificate(session, fingerprint)
+    organisation = organisation_by_certificate(session, fingerprint)
+    if peer is None or organisation is None:
+        raise PeerUnknown(
+            f"The signing certificate (SHA-256 {fingerprint[:16]}…) does not belong to an integrator registered "
+            "here as a federation peer; ask this integrator's operators to register yours (kruispunt peer add)."
+        )
+    return peer, organisation
+
+
+def authorise_forwarded(session: Session, fingerprint: str, behalf: dict[str, Any], *, own_enterprise_number: str,
+                        max_hops: int, federated: bool, service: str) -> tuple[Caller, PeerView]:
+    """A peer forwards a request for a caller it authorised: refuse loops, long chains and closed services."""
+    peer, _ = authorise_peer(session, fingerprint)
+    via = behalf["Via"] if isinstance(behalf["Via"], list) else [behalf["Via"]]
+    if own_enterprise_number in via:
+        raise FederationLoop(
+            f"The request already passed through this integrator ({own_enterprise_number}); path {' → '.join(via)}."
+        )
+    if len(via) >= max_hops:
+        raise HopLimit(f"The request passed through {len(via)} integrators ({' → '.join(via)}); at most "
+                       f"{max_hops} may forward it.")
+    if not federated:
+        raise AccessDenied(f"Service {service} is not open to federation at this integrator.")
+    caller = Caller(OrganisationView(0, behalf["Organisation"], behalf["Organisation"], "forwarded", None),
+                    behalf["Official"], behalf["Purpose"], behalf["MessageId"])
+    return caller, peer

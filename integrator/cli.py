@@ -14,6 +14,10 @@ from pathlib import Path
 from integrator import commands
 from integrator.config import PROJECT_ROOT, Settings
 from integrator.database import make_engine, session_factory
+from integrator.faults import KruispuntFault
+from repository import registry
+from repository.peers import find_peer, list_peers
+from repository.registry import RegistrationRefused
 
 
 def _sessions(settings: Settings):  # type: ignore[no-untyped-def]
@@ -78,11 +82,126 @@ def cmd_grant_add(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_access_add(args: argparse.Namespace, settings: Settings) -> int:
+    with _sessions(settings)() as session:
+        commands.add_access_right(session, args.org, args.service)
+        session.commit()
+    return 0
+
+
 def cmd_backend_add(args: argparse.Namespace, settings: Settings) -> int:
     with _sessions(settings)() as session:
         commands.add_backend(session, args.service, args.name, args.url, Path(args.cert).read_bytes(), args.timeout)
         session.commit()
     return 0
+
+
+def cmd_service_register(args: argparse.Namespace, settings: Settings) -> int:
+    docs = commands.read_documents(Path(args.wsdl), Path(args.root) if args.root else None)
+    with _sessions(settings)() as session:
+        try:
+            row = commands.register_service(session, args.name, args.version, docs, args.owner, args.description,
+                                            args.federated)
+        except RegistrationRefused as refused:
+            print(f"refused: {args.name} {args.version}:", file=sys.stderr)
+            for problem in refused.problems:
+                print(f"  - {problem}", file=sys.stderr)
+            return 1
+        session.commit()
+        print(f"registered {row.name} {row.version} as draft ({len(docs.files)} documents)")
+    return 0
+
+
+def cmd_service_lifecycle(args: argparse.Namespace, settings: Settings) -> int:
+    with _sessions(settings)() as session:
+        try:
+            row = registry.set_lifecycle(session, args.name, args.version, args.status,
+                                         sunset=date.fromisoformat(args.sunset) if args.sunset else None,
+                                         successor=args.successor)
+        except RegistrationRefused as refused:
+            print(f"refused: {refused}", file=sys.stderr)
+            return 1
+        session.commit()
+        print(f"{row.name} {row.version}: {row.status}" + (f", sunset {row.sunset}" if row.sunset else ""))
+    return 0
+
+
+def cmd_service_federate(args: argparse.Namespace, settings: Settings) -> int:
+    with _sessions(settings)() as session:
+        row = registry.set_federated(session, args.name, args.version, not args.withdraw)
+        session.commit()
+        print(f"{row.name} {row.version}: {'open to federation' if row.federated else 'withdrawn from federation'}")
+    return 0
+
+
+def cmd_service_list(args: argparse.Namespace, settings: Settings) -> int:
+    with _sessions(settings)() as session:
+        for row in registry.list_versions(session):
+            flags = " federated" if row.federated else ""
+            print(f"{row.name:<32} {row.version:<6} {row.status:<10} origin {row.origin}{flags}")
+    return 0
+
+
+def cmd_peer_add(args: argparse.Namespace, settings: Settings) -> int:
+    with _sessions(settings)() as session:
+        commands.add_peer(session, args.name, args.url, Path(args.cert).read_bytes(), args.enterprise_number)
+        session.commit()
+    print(f"peer {args.name} registered at {args.url}")
+    return 0
+
+
+def cmd_peer_list(args: argparse.Namespace, settings: Settings) -> int:
+    with _sessions(settings)() as session:
+        for peer in list_peers(session):
+            last = f"{peer.last_sync_at:%Y-%m-%d %H:%M:%S}" if peer.last_sync_at else "never"
+            print(f"{peer.name:<20} {peer.url:<32} cursor {peer.cursor:<8} versions {peer.synced_versions:<7} "
+                  f"last sync {last}" + (f"  last error: {peer.last_error}" if peer.last_error else ""))
+    return 0
+
+
+def cmd_peer_sync(args: argparse.Namespace, settings: Settings) -> int:
+    """Pull a peer's changes since our cursor, with a progress bar."""
+    from tqdm import tqdm
+
+    from integrator.federation import PeerClient, sync_peer
+    from integrator.pki import Identity
+    from integrator.wssec.sign import SigningKey
+    from integrator.wssec.trust import TrustStore
+
+    sessions = _sessions(settings)
+    with sessions() as session:
+        peers = [p for p in (find_peer(session, n) for n in args.names) if p is not None]
+    if len(peers) != len(args.names):
+        print("unknown peer; see kruispunt peer list", file=sys.stderr)
+        return 1
+    pki = settings.pki_dir
+    client = PeerClient(SigningKey.from_identity(Identity("integrator", pki / "integrator.crt",
+                                                          pki / "integrator.key")),
+                        TrustStore.from_files(settings.trust_anchor_paths, settings.crl_path), settings.limits)
+    status = 0
+    for peer in peers:
+        with tqdm(desc=f"sync {peer.name}", unit="change", disable=args.quiet, file=sys.stderr) as bar:
+            def progress(cursor: int, head: int, bar=bar, start=peer.cursor) -> None:  # type: ignore[no-untyped-def]
+                bar.total = max(head - start, 1)
+                bar.n = cursor - start
+                bar.refresh()
+            try:
+                result = sync_peer(client, sessions, peer, settings.operator_insz, progress)
+            except KruispuntFault as fault:
+                print(f"sync {peer.name} failed: {fault.code}: {fault.reason} (resumes from cursor "
+                      f"{_cursor(sessions, peer.name)})", file=sys.stderr)
+                status = 2
+                continue
+        print(f"{peer.name}: {result.applied} change(s) applied, cursor {result.cursor} of {result.head}"
+              + (f"; {len(result.conflicts)} conflict(s): {'; '.join(result.conflicts[:5])}" if result.conflicts
+                 else ""))
+    return status
+
+
+def _cursor(sessions, name: str) -> int:  # type: ignore[no-untyped-def]
+    with sessions() as session:
+        peer = find_peer(session, name)
+        return peer.cursor if peer else 0
 
 
 def cmd_call(args: argparse.Namespace, settings: Settings) -> int:
@@ -198,6 +317,13 @@ def parser() -> argparse.ArgumentParser:
     grant_add.add_argument("--valid-until")
     grant_add.set_defaults(func=cmd_grant_add)
 
+    access = sub.add_parser("access", help="organisation access rights").add_subparsers(dest="access_command",
+                                                                                         required=True)
+    access_add = access.add_parser("add", help="let an organisation use a service (grants must fall within)")
+    access_add.add_argument("--org", required=True, help="enterprise number")
+    access_add.add_argument("--service", required=True, help="service name, for example TaxExemptionStatus")
+    access_add.set_defaults(func=cmd_access_add)
+
     backend = sub.add_parser("backend", help="backends").add_subparsers(dest="backend_command", required=True)
     backend_add = backend.add_parser("add", help="register a backend for a service version")
     backend_add.add_argument("--service", required=True, help="for example TaxExemptionStatus/v1")
@@ -206,6 +332,45 @@ def parser() -> argparse.ArgumentParser:
     backend_add.add_argument("--cert", required=True, help="PEM certificate the backend signs with")
     backend_add.add_argument("--timeout", type=float, default=5.0)
     backend_add.set_defaults(func=cmd_backend_add)
+
+    service = sub.add_parser("service", help="the services repository").add_subparsers(dest="service_command",
+                                                                                        required=True)
+    register = service.add_parser("register", help="register a service version (draft) with its WSDL and XSDs")
+    register.add_argument("--name", required=True)
+    register.add_argument("--version", required=True, help="major.minor, e.g. 1.0")
+    register.add_argument("--wsdl", required=True, help="the WSDL file; its imports are read from disk")
+    register.add_argument("--root", help="folder the document paths are relative to (default: the WSDL's "
+                                         "folder's parent)")
+    register.add_argument("--owner", required=True, help="enterprise number of the owning organisation")
+    register.add_argument("--description", default="")
+    register.add_argument("--federated", action="store_true", help="open the version to federation")
+    register.set_defaults(func=cmd_service_register)
+    lifecycle = service.add_parser("lifecycle", help="move a version: active, deprecated (--sunset), retired")
+    lifecycle.add_argument("--name", required=True)
+    lifecycle.add_argument("--version", required=True)
+    lifecycle.add_argument("status", choices=["active", "deprecated", "retired"])
+    lifecycle.add_argument("--sunset", help="date a deprecated version stops (YYYY-MM-DD)")
+    lifecycle.add_argument("--successor", help="what to use instead, e.g. 'Name v2'")
+    lifecycle.set_defaults(func=cmd_service_lifecycle)
+    federate = service.add_parser("federate", help="open a version to federation (or --withdraw it)")
+    federate.add_argument("--name", required=True)
+    federate.add_argument("--version", required=True)
+    federate.add_argument("--withdraw", action="store_true")
+    federate.set_defaults(func=cmd_service_federate)
+    service.add_parser("list", help="every version in the repository").set_defaults(func=cmd_service_list)
+
+    peer = sub.add_parser("peer", help="federation peers").add_subparsers(dest="peer_command", required=True)
+    peer_add = peer.add_parser("add", help="register another integrator as a peer")
+    peer_add.add_argument("--name", required=True)
+    peer_add.add_argument("--url", required=True, help="its base URL, e.g. https://integrator.example.org")
+    peer_add.add_argument("--cert", required=True, help="the PEM certificate it signs with")
+    peer_add.add_argument("--enterprise-number", required=True, help="its organisation's enterprise number")
+    peer_add.set_defaults(func=cmd_peer_add)
+    peer.add_parser("list", help="sync state per peer").set_defaults(func=cmd_peer_list)
+    peer_sync = peer.add_parser("sync", help="pull the peers' changes since the last sync")
+    peer_sync.add_argument("names", nargs="+")
+    peer_sync.add_argument("--quiet", action="store_true", help="no progress bar")
+    peer_sync.set_defaults(func=cmd_peer_sync)
 
     call = sub.add_parser("call", help="run the tax-exemption status lookup as a demo organisation")
     call.add_argument("--url", default="http://127.0.0.1:8080")

@@ -9,6 +9,7 @@ from pathlib import Path
 from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
 from cryptography import x509
+from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from stdnum.be import vat
@@ -16,7 +17,10 @@ from stdnum.be import vat
 from integrator.config import Settings
 from integrator.contract import check_insz
 from integrator.pki import Identity, create_ca, fingerprint, issue, load_crl, write_crl
-from repository.models import Backend, Certificate, Grant, Official, Organisation
+from repository import registry
+from repository.documents import IMPORTS, DocumentSet
+from repository.models import AccessRight, Backend, Certificate, Grant, Official, Organisation, Peer, ServiceVersion
+from repository.queries import has_access_right
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -116,9 +120,24 @@ def add_official(session: Session, enterprise_number: str, insz: str, name: str)
     return official
 
 
+def add_access_right(session: Session, enterprise_number: str, service: str) -> AccessRight:
+    """Let an organisation use a service at all (its officials still need grants)."""
+    org = _organisation(session, enterprise_number)
+    right = session.execute(select(AccessRight).where(AccessRight.organisation_id == org.id,
+                                                      AccessRight.service == service)).scalar_one_or_none()
+    if right is None:
+        right = AccessRight(organisation_id=org.id, service=service)
+        session.add(right)
+        session.flush()
+    return right
+
+
 def add_grant(session: Session, enterprise_number: str, insz: str, service: str, purpose: str,
               valid_from: date | None = None, valid_until: date | None = None) -> Grant:
     org = _organisation(session, enterprise_number)
+    if not has_access_right(session, org.id, service):
+        raise ValueError(f"organisation {enterprise_number} has no access right to {service}; a grant must fall "
+                         "within the organisation's rights (kruispunt access add)")
     official = session.execute(select(Official).where(Official.organisation_id == org.id, Official.insz == insz)
                                ).scalar_one()
     grant = session.execute(select(Grant).where(Grant.official_id == official.id, Grant.service == service,
@@ -134,14 +153,22 @@ def add_grant(session: Session, enterprise_number: str, insz: str, service: str,
 
 
 def add_backend(session: Session, service: str, name: str, url: str, cert_pem: bytes,
-                timeout_seconds: float = 5.0) -> Backend:
+                timeout_seconds: float = 5.0, *, priority: int = 0, weight: int = 1, security: str = "x509",
+                idempotent: list[str] | None = None) -> Backend:
+    """Register (or update) a backend endpoint of a service version ("Name/vMajor")."""
     x509.load_pem_x509_certificate(cert_pem)
+    if security not in ("x509", "none"):
+        raise ValueError("security must be x509 (signed both ways) or none")
+    if weight < 1:
+        raise ValueError("weight must be at least 1")
     backend = session.execute(select(Backend).where(Backend.service == service, Backend.name == name)
                               ).scalar_one_or_none()
     if backend is None:
         backend = Backend(service=service, name=name)
         session.add(backend)
     backend.url, backend.certificate_pem, backend.timeout_seconds = url, cert_pem.decode(), timeout_seconds
+    backend.priority, backend.weight, backend.security = priority, weight, security
+    backend.idempotent = " ".join(sorted(idempotent or []))
     backend.active = True
     session.flush()
     return backend
@@ -153,3 +180,45 @@ def _organisation(session: Session, enterprise_number: str) -> Organisation:
     if org is None:
         raise LookupError(f"no organisation with enterprise number {enterprise_number}")
     return org
+
+
+# --- services repository ---------------------------------------------------------------------------------
+def read_documents(wsdl: Path, root: Path | None = None) -> DocumentSet:
+    """A WSDL and every file below root (default: the WSDL's parent's parent) that it or its XSDs import."""
+    root = (root or wsdl.resolve().parent.parent).resolve()
+    files: dict[str, bytes] = {}
+    pending = [wsdl.resolve()]
+    while pending:
+        path = pending.pop()
+        name = path.relative_to(root).as_posix()
+        if name in files:
+            continue
+        files[name] = path.read_bytes()
+        tree = etree.fromstring(files[name], parser=etree.XMLParser(resolve_entities=False, no_network=True))
+        for node in tree.iter(*IMPORTS):
+            location = node.get("schemaLocation") or node.get("location")
+            if location and "://" not in location:
+                target = (path.parent / location).resolve()
+                if target.is_relative_to(root) and target.is_file():
+                    pending.append(target)
+    return DocumentSet(wsdl.resolve().relative_to(root).as_posix(), files)
+
+
+def register_service(session: Session, name: str, version: str, docs: DocumentSet, owner: str,
+                     description: str = "", federated: bool = False) -> ServiceVersion:
+    row, _ = registry.register_version(session, name, version, docs, owner=owner, description=description,
+                                       federated=federated)
+    return row
+
+
+def add_peer(session: Session, name: str, url: str, cert_pem: bytes, enterprise_number: str) -> Peer:
+    """Register another integrator: its organisation, its signing certificate, and where it answers."""
+    org = add_organisation(session, enterprise_number, f"integrator {name}", "integrator")
+    register_certificate(session, enterprise_number, cert_pem)
+    peer = session.execute(select(Peer).where(Peer.name == name)).scalar_one_or_none()
+    if peer is None:
+        peer = Peer(name=name, organisation_id=org.id, cursor=0, synced_versions=0)
+        session.add(peer)
+    peer.url, peer.certificate_pem, peer.organisation_id = url, cert_pem.decode(), org.id
+    session.flush()
+    return peer

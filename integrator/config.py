@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
+from integrator.circuit import CircuitPolicy
 from integrator.envelope import EnvelopeLimits
 from integrator.wssec.verify import SecurityPolicy
 
@@ -25,6 +27,11 @@ class Settings:
     xsd_dir: Path = PROJECT_ROOT / "xsd"
     backend_parallelism: int = 8
     repository_cache_seconds: float = 30.0  # bounded staleness of a worker's copy of the backend list
+    circuit: CircuitPolicy = field(default_factory=CircuitPolicy)
+    name: str = "kruispunt"  # this integrator's name towards its federation peers
+    enterprise_number: str = "0200000043"  # this integrator's own organisation
+    operator_insz: str = "85073003328"  # the official named in this integrator's own calls (federation sync)
+    max_hops: int = 3  # a forwarded request passes through at most this many integrators
 
     @property
     def pki_dir(self) -> Path:
@@ -48,6 +55,14 @@ class Settings:
             database_url=url,
             public_url=env.get("KRUISPUNT_PUBLIC_URL") or None,
             repository_cache_seconds=float(env.get("KRUISPUNT_REPOSITORY_CACHE_SECONDS", "30")),
+            name=env.get("KRUISPUNT_NAME", "kruispunt"),
+            enterprise_number=env.get("KRUISPUNT_ENTERPRISE_NUMBER", "0200000043"),
+            operator_insz=env.get("KRUISPUNT_OPERATOR_INSZ", "85073003328"),
+            max_hops=int(env.get("KRUISPUNT_MAX_HOPS", "3")),
+            circuit=CircuitPolicy(
+                threshold=int(env.get("KRUISPUNT_CIRCUIT_THRESHOLD", "3")),
+                cooldown=timedelta(seconds=float(env.get("KRUISPUNT_CIRCUIT_COOLDOWN_SECONDS", "30"))),
+            ),
             limits=EnvelopeLimits(
                 max_bytes=int(env.get("KRUISPUNT_MAX_REQUEST_BYTES", EnvelopeLimits.max_bytes)),
                 max_depth=int(env.get("KRUISPUNT_MAX_DEPTH", EnvelopeLimits.max_depth)),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from copy import deepcopy
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,8 +17,10 @@ from cryptography import x509
 from lxml import etree
 from requests.adapters import HTTPAdapter
 from sqlalchemy.orm import Session, sessionmaker
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 from urllib3.exceptions import ReadTimeoutError
 
+from integrator.circuit import CircuitBreaker
 from integrator.contract import Contract, build
 from integrator.envelope import EnvelopeLimits, parse_envelope
 from integrator.faults import (
@@ -33,6 +37,8 @@ from integrator.wssec.sign import SigningKey, new_envelope, sign_envelope, signa
 from integrator.wssec.trust import TrustStore
 from integrator.wssec.verify import SecurityPolicy, verify_envelope
 from repository.queries import BackendView, backends_for
+
+RETRY_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ class Dispatcher:
     def __init__(
         self,
         sessions: sessionmaker[Session],
+        circuits: CircuitBreaker,
         signing_key: SigningKey,
         trust: TrustStore,
         policy: SecurityPolicy,
@@ -68,6 +75,7 @@ class Dispatcher:
     ) -> None:
         self._cache_seconds = cache_seconds
         self._sessions = sessions
+        self.circuits = circuits
         self._key = signing_key
         self._trust = trust
         self._policy = policy
@@ -106,20 +114,75 @@ class Dispatcher:
             return BackendOutcome(backend.name, fault=fault)
 
     def call(self, backend: BackendView, kind: BackendContract, payload: dict[str, Any]) -> dict[str, Any]:
-        root, _header, body = new_envelope()
-        body.append(build(kind.request, payload))
-        sign_envelope(root, self._key)
-        status, content = self._exchange(backend, etree.tostring(root))
-        return self._read_answer(backend, kind, status, content, signature_digest(root))
+        """One backend, one typed read: a dropped keep-alive connection is retried once; the answer is decoded
+        after its contract check."""
+        answer = self._with_retries(backend, build(kind.request, payload), "", attempts=2,
+                                    retry_on=(BackendUnavailable,))
+        if answer.tag != kind.response:
+            raise BackendInvalidAnswer(f"Source {backend.name} answered with an unexpected element.",
+                                       source=backend.name)
+        try:
+            return kind.contract.check(answer, fault=BackendInvalidAnswer)
+        except BackendInvalidAnswer as fault:
+            raise BackendInvalidAnswer(f"Source {backend.name}: {fault.reason}", source=backend.name) from None
 
-    def _exchange(self, backend: BackendView, data: bytes) -> tuple[int, bytes]:
+    def call_one(self, service: str, operation: str, payload: etree._Element,
+                 soap_action: str = "") -> tuple[etree._Element, str]:
+        """Generic dispatch: the first endpoint (by priority, then weight) that answers; retries and failover
+        where the operation is registered as idempotent, or where the request never left; circuits respected."""
+        candidates = failover_order(self.backends(service))
+        if not candidates:
+            raise BackendNotRegistered(f"No backend is registered for service {service}; the request cannot be served.")
+        problems: list[str] = []
+        for backend in candidates:
+            if not self.circuits.allow(backend.id):
+                problems.append(f"{backend.name}: circuit open")
+                continue
+            idempotent = operation in backend.idempotent
+            try:
+                answer = self._with_retries(backend, payload, soap_action, RETRY_ATTEMPTS if idempotent else 1)
+            except BackendFault:
+                self.circuits.success(backend.id)  # it answered: a refusal is not an outage
+                raise
+            except (BackendUnavailable, BackendTimeout, BackendInvalidAnswer) as fault:
+                self.circuits.failure(backend.id, f"{fault.code}: {fault.reason}")
+                problems.append(f"{backend.name}: {fault.code}")
+                if not idempotent and not (isinstance(fault, BackendUnavailable) and not fault.request_sent):
+                    raise  # it may have been processed: never sent twice
+                continue
+            self.circuits.success(backend.id)
+            return answer, backend.name
+        raise BackendUnavailable(f"No backend of {service} could answer: {'; '.join(problems)}.", source=service)
+
+    def _with_retries(self, backend: BackendView, payload: etree._Element, soap_action: str, attempts: int,
+                      retry_on: tuple[type[KruispuntFault], ...] = (BackendUnavailable, BackendTimeout),
+                      ) -> etree._Element:
+        retrying = Retrying(
+            stop=stop_after_attempt(attempts),
+            wait=wait_exponential(multiplier=0.05, max=1.0),
+            retry=retry_if_exception_type(retry_on),
+            reraise=True,
+        )
+        return retrying(self.exchange, backend, payload, soap_action)
+
+    def exchange(self, backend: BackendView, payload: etree._Element, soap_action: str = "") -> etree._Element:
+        """Send one payload to one backend (signed where it requires), return its answer's payload."""
+        root, _header, body = new_envelope()
+        body.append(deepcopy(payload))
+        signed = backend.security == "x509"
+        if signed:
+            sign_envelope(root, self._key)
+        status, content = self._exchange(backend, etree.tostring(root), soap_action)
+        return self._read_answer(backend, status, content, signature_digest(root) if signed else None)
+
+    def _exchange(self, backend: BackendView, data: bytes, soap_action: str = "") -> tuple[int, bytes]:
         """POST and read the whole answer within the backend's timeout (a deadline, not a per-read limit)."""
         name, limit = backend.name, backend.timeout_seconds
         deadline = time.monotonic() + limit
         timeout = BackendTimeout(f"Source {name} did not answer within {limit:g} s.", source=name)
         try:
-            with self._http.post(backend.url, data=data, timeout=limit, stream=True,
-                                 headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}) as reply:
+            headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{soap_action}"'}
+            with self._http.post(backend.url, data=data, timeout=limit, stream=True, headers=headers) as reply:
                 chunks, size = [], 0
                 for chunk in reply.iter_content(chunk_size=16_384):
                     size += len(chunk)
@@ -136,10 +199,12 @@ class Dispatcher:
             # requests reports a read timeout while streaming the body as a ConnectionError
             if isinstance(exc.args[0] if exc.args else None, ReadTimeoutError) or time.monotonic() >= deadline:
                 raise timeout from None
-            raise BackendUnavailable(f"Source {name} cannot be reached: {type(exc).__name__}.", source=name) from None
+            unavailable = BackendUnavailable(f"Source {name} cannot be reached: {type(exc).__name__}.", source=name)
+            unavailable.request_sent = not isinstance(exc, requests.ConnectionError) or _sent(exc)
+            raise unavailable from None
 
-    def _read_answer(self, backend: BackendView, kind: BackendContract, status: int, content: bytes,
-                     request_digest: bytes) -> dict[str, Any]:
+    def _read_answer(self, backend: BackendView, status: int, content: bytes,
+                     request_digest: bytes | None) -> etree._Element:
         name = backend.name
         try:
             envelope = parse_envelope(content, self._limits)
@@ -154,6 +219,11 @@ class Dispatcher:
                 f"Source {name} refused the request: {fault_node.findtext('faultstring') or 'no reason given'}",
                 source=name,
             )
+        if request_digest is None:  # a backend registered without message security
+            answer = next((c for c in envelope.body if isinstance(c.tag, str)), None)
+            if answer is None:
+                raise BackendInvalidAnswer(f"Source {name} answered with an empty Body.", source=name)
+            return answer
         try:
             verified = verify_envelope(envelope, self._trust, self._policy, datetime.now(UTC))
         except KruispuntFault as fault:
@@ -171,12 +241,21 @@ class Dispatcher:
                 source=name,
             )
         answer = verified.payload
-        if answer is None or answer.tag != kind.response:
-            raise BackendInvalidAnswer(f"Source {name} answered with an unexpected element.", source=name)
-        try:
-            return kind.contract.check(answer, fault=BackendInvalidAnswer)
-        except BackendInvalidAnswer as fault:
-            raise BackendInvalidAnswer(f"Source {name}: {fault.reason}", source=name) from None
+        if answer is None:
+            raise BackendInvalidAnswer(f"Source {name} answered with an empty Body.", source=name)
+        return answer
+
+
+def failover_order(backends: list[BackendView]) -> list[BackendView]:
+    """By priority (lower first); within a priority, a weighted random order (Efraimidis–Spirakis)."""
+    keyed = [(b.priority, -(random.random() ** (1.0 / max(b.weight, 1))), b) for b in backends]
+    return [b for _, _, b in sorted(keyed, key=lambda k: (k[0], k[1]))]
+
+
+def _sent(exc: requests.RequestException) -> bool:
+    """Whether the request may have reached the backend (anything but a refused or unresolvable connection)."""
+    text = str(exc)
+    return not any(marker in text for marker in ("Connection refused", "NewConnectionError", "Name or service"))
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,22 @@ class InszInvalid(ClientFault):
     CODE = "Client.Contract.InszInvalid"
 
 
+class ServiceRetired(ClientFault):
+    CODE = "Client.Service.Retired"
+    HTTP_STATUS = 410
+
+
+# --- repository -----------------------------------------------------------------------------------------
+class RepositoryRefused(ClientFault):
+    CODE = "Client.Repository.Refused"
+    HTTP_STATUS = 422
+
+
+class BreakingChange(ClientFault):
+    CODE = "Client.Repository.BreakingChange"
+    HTTP_STATUS = 422
+
+
 # --- caller ---------------------------------------------------------------------------------------------
 class CallerHeaderMissing(ClientFault):
     CODE = "Client.Caller.HeaderMissing"
@@ -136,9 +152,55 @@ class OfficialUnknown(ClientFault):
     HTTP_STATUS = 403
 
 
+class AccessDenied(ClientFault):
+    CODE = "Client.Caller.AccessDenied"
+    HTTP_STATUS = 403
+
+
 class GrantMissing(ClientFault):
     CODE = "Client.Caller.GrantMissing"
     HTTP_STATUS = 403
+
+
+# --- federation -----------------------------------------------------------------------------------------
+class PeerUnknown(ClientFault):
+    CODE = "Client.Federation.PeerUnknown"
+    HTTP_STATUS = 403
+
+
+class FederationLoop(ClientFault):
+    CODE = "Client.Federation.Loop"
+    HTTP_STATUS = 400  # the forwarding integrator's mistake, not ours: 508 would say we looped
+
+
+class HopLimit(ClientFault):
+    CODE = "Client.Federation.HopLimit"
+
+
+class PeerUnavailable(KruispuntFault):
+    CODE = "Server.Federation.PeerUnavailable"
+    HTTP_STATUS = 502
+
+
+class PeerInvalidAnswer(KruispuntFault):
+    CODE = "Server.Federation.PeerInvalidAnswer"
+    HTTP_STATUS = 502
+
+
+class PeerRefused(KruispuntFault):
+    """A peer's refusal passed on: the caller sees the peer's own code, reason and ticket."""
+
+    CODE = "Server.Federation.PeerRefused"
+    HTTP_STATUS = 502
+
+    def __init__(self, reason: str, *, source: str, remote_code: str, remote_status: int) -> None:
+        super().__init__(reason, source=source)
+        self.remote_code = remote_code
+        self.HTTP_STATUS = remote_status if 400 <= remote_status < 600 else 502
+
+    @property
+    def code(self) -> str:
+        return self.remote_code
 
 
 # --- server side ----------------------------------------------------------------------------------------
@@ -155,6 +217,7 @@ class AuditUnavailable(KruispuntFault):
 class BackendUnavailable(KruispuntFault):
     CODE = "Server.Backend.Unavailable"
     HTTP_STATUS = 502
+    request_sent = True  # False when the connection was refused: safe to try another endpoint
 
 
 class BackendTimeout(KruispuntFault):

@@ -6,6 +6,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from lxml import etree
 from sqlalchemy import text
@@ -13,33 +14,40 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from integrator.answer import fault_payload, signed_answer
 from integrator.audit import AuditDraft, write_audit
-from integrator.caller import authorise
+from integrator.caller import Caller, authorise, authorise_forwarded, authorise_peer
 from integrator.config import Settings
-from integrator.contract import Contract, build
+from integrator.contract import Contract
 from integrator.dispatch import BoundDispatcher, Dispatcher
 from integrator.envelope import check_size, parse_envelope
 from integrator.faults import (
     AuditUnavailable,
+    BackendInvalidAnswer,
     CallerHeaderMissing,
     ContractViolation,
     InternalError,
     KruispuntFault,
     OperationUnknown,
-    ServiceUnknown,
+    PeerInvalidAnswer,
+    ServiceRetired,
     UnsignedContent,
 )
+from integrator.federation import Forwarded, PeerClient, forward
 from integrator.namespaces import KP, q
 from integrator.pki import fingerprint
 from integrator.replay import remember
+from integrator.routes import Answer, CodeRoute, RepositoryRoute, Routes
 from integrator.service import CallContext, ServiceDefinition
 from integrator.ticket import new_ticket
 from integrator.timing import StageClock
 from integrator.wssec.sign import SigningKey
 from integrator.wssec.trust import TrustStore
 from integrator.wssec.verify import Verified, verify_envelope
+from repository.documents import OperationContract
+from repository.peers import peer_by_id
 
 log = logging.getLogger("kruispunt.pipeline")
 CALLER = q(KP, "Caller")
+ON_BEHALF_OF = q(KP, "OnBehalfOf")
 
 
 @dataclass(frozen=True)
@@ -61,26 +69,30 @@ class Pipeline:
         signing_key: SigningKey,
         trust: TrustStore,
         dispatcher: Dispatcher,
+        peer_client: PeerClient | None = None,
     ) -> None:
         self.settings = settings
-        self.services = {s.path: s for s in services}
-        self.contracts = {s.path: Contract(settings.xsd_dir / s.xsd) for s in services}
+        self.routes = Routes(services, settings.xsd_dir, sessions, settings.var_dir / "cache" / "contracts",
+                             settings.repository_cache_seconds)
         self.common = Contract(settings.xsd_dir / "common/v1/common.xsd")
         self.sessions = sessions
         self.signing_key = signing_key
         self.trust = trust
         self.dispatcher = dispatcher
+        self.peer_client = peer_client or PeerClient(signing_key, trust, settings.limits)
 
-    def handle(self, path: str, data: bytes, declared_length: int = 0) -> Reply:
+    def handle(self, path: str, data: bytes, declared_length: int = 0, base_url: str = "") -> Reply:
         received = datetime.now(UTC)
         unread = declared_length > len(data)  # refused on its declared length alone: the body was never read
         draft = AuditDraft(new_ticket(received), received, "unread" if unread else hashlib.sha256(data).hexdigest())
         verified: Verified | None = None
         clock = StageClock()
         try:
-            verified, payload = self._serve(path, data, max(declared_length, len(data)), draft, received, clock)
-            body = signed_answer(self.signing_key, payload, ticket=draft.ticket, received=received,
-                                 message_id=draft.message_id, request_digest=verified.signature_digest)
+            verified, answer, notice = self._serve(path, data, max(declared_length, len(data)), draft, received,
+                                                   clock, base_url)
+            body = signed_answer(self.signing_key, answer.payload, ticket=draft.ticket, received=received,
+                                 message_id=draft.message_id, request_digest=verified.signature_digest,
+                                 deprecation=notice, upstream_tickets=answer.upstream_tickets)
             status = 200
         except KruispuntFault as fault:
             status, body = self._refusal(fault, draft, received, verified)
@@ -93,48 +105,96 @@ class Pipeline:
         return Reply(reply.status, reply.body, reply.ticket, clock.server_timing())
 
     def _serve(self, path: str, data: bytes, length: int, draft: AuditDraft, now: datetime,
-               clock: StageClock) -> tuple[Verified, etree._Element]:
-        service = self.services.get(path)
-        if service is None:
-            raise ServiceUnknown(f"No service is published at {path}; see GET /services for the catalogue.")
-        draft.service = service.key
+               clock: StageClock, base_url: str) -> tuple[Verified, Answer, dict[str, Any] | None]:
+        route = self.routes.resolve(path)
+        draft.service = route.key
         check_size(length, self.settings.limits)
         envelope = parse_envelope(data, self.settings.limits)
         clock.mark("envelope")
         verified = verify_envelope(envelope, self.trust, self.settings.security, now)
         clock.mark("security")
-        draft.certificate = _fingerprint(verified)
+        draft.certificate = fingerprint(verified.certificate)
         header = self._caller_header(verified, envelope.header)
         draft.official, draft.purpose, draft.message_id = header["Official"], header["Purpose"], header["MessageId"]
         keys = [f"sig:{verified.signature_digest.hex()}", f"mid:{draft.certificate[:32]}:{header['MessageId']}"]
         payload = verified.payload
         if payload is None:
             raise OperationUnknown("The signed Body is empty; it must hold one request element.")
-        operation = service.operation_for(payload.tag)
+        if isinstance(route, RepositoryRoute) and route.status == "retired":
+            successor = f"; use {route.successor} instead" if route.successor else ""
+            raise ServiceRetired(f"{route.name} {route.version} is retired{successor}.")
+        operation = route.operation(payload.tag)
         if operation is None:
-            raise OperationUnknown(
-                f"{payload.tag} is not an operation of {service.key}; "
-                f"expected one of {', '.join(op.request for op in service.operations)}."
-            )
+            raise OperationUnknown(f"{payload.tag} is not an operation of {route.key}; see its WSDL.")
         draft.operation = operation.name
+        behalf = verified.headers.get(ON_BEHALF_OF)
+        via: tuple[str, ...] = ()
         with self.sessions() as session:
             remember(session, keys, verified.expires + self.settings.security.clock_skew, now)
             clock.mark("replay")
-            request = self.contracts[path].check(payload)
-            if operation.person_field:
-                draft.person = request.get(operation.person_field)
+            request = route.contract.check(payload)
+            if isinstance(route, CodeRoute) and route.handler(payload.tag).person_field:
+                draft.person = request.get(route.handler(payload.tag).person_field or "")
             clock.mark("contract")
-            caller = authorise(session, draft.certificate, header, service.name, now)
+            if behalf is not None:
+                vouched = self.common.check(behalf)
+                caller, peer = authorise_forwarded(
+                    session, draft.certificate, vouched, own_enterprise_number=self.settings.enterprise_number,
+                    max_hops=self.settings.max_hops, service=route.name,
+                    federated=isinstance(route, RepositoryRoute) and route.federated)
+                draft.peer, draft.peer_ticket = peer.name, vouched["Ticket"]
+                via = tuple(vouched["Via"])
+            elif isinstance(route, CodeRoute) and route.handler(payload.tag).audience == "peers":
+                peer, organisation = authorise_peer(session, draft.certificate)
+                caller = Caller(organisation, header["Official"], header["Purpose"], header["MessageId"])
+                draft.peer = peer.name
+            else:
+                caller = authorise(session, draft.certificate, header, route.name, now)
             clock.mark("caller")
         draft.organisation = caller.organisation.enterprise_number
-        context = CallContext(draft.ticket, now, caller.organisation, caller.official, caller.purpose,
-                              caller.message_id, BoundDispatcher(self.dispatcher, service.key))
-        result = operation.handler(request, context)
+        draft.official, draft.purpose = caller.official, caller.purpose
+        if isinstance(route, CodeRoute):
+            context = CallContext(draft.ticket, now, caller.organisation, caller.official, caller.purpose,
+                                  caller.message_id, BoundDispatcher(self.dispatcher, route.key), self.sessions,
+                                  base_url, self.settings.name)
+            answer = route.invoke(payload.tag, request, context)
+            answer_fault: type[KruispuntFault] = InternalError
+        elif route.origin_peer_id is not None:
+            answer = self._forward(route, operation, payload, caller, draft, via)
+            answer_fault = PeerInvalidAnswer
+        else:
+            answer = self._generic(route, operation, payload)
+            answer_fault = BackendInvalidAnswer
         clock.mark("handle")
-        answer = build(operation.response, result.body)
-        self.contracts[path].check(answer, fault=InternalError)
-        draft.outcome, draft.detail = result.outcome, result.detail
-        return verified, answer
+        if answer.payload.tag != operation.response:
+            raise answer_fault(f"The answer is {answer.payload.tag}, not {operation.response}.")
+        route.contract.validate(answer.payload, fault=answer_fault)
+        draft.outcome, draft.detail = answer.outcome, answer.detail
+        notice = None
+        if isinstance(route, RepositoryRoute) and route.status == "deprecated" and route.sunset is not None:
+            notice = {"Sunset": route.sunset, "Successor": route.successor}
+        return verified, answer, notice
+
+    def _forward(self, route: RepositoryRoute, operation: OperationContract, payload: etree._Element,
+                 caller: Caller, draft: AuditDraft, via: tuple[str, ...]) -> Answer:
+        """The service belongs to another integrator: hand the request on, vouching for the caller."""
+        with self.sessions() as session:
+            peer = peer_by_id(session, route.origin_peer_id or 0)
+        if peer is None:
+            raise InternalError(f"The integrator that owns {route.key} is no longer registered as a peer.")
+        draft.peer = peer.name
+        vouched = Forwarded(caller.organisation.enterprise_number, caller.official, caller.purpose,
+                            caller.message_id, draft.ticket, (*via, self.settings.enterprise_number))
+        answer = forward(self.peer_client, peer, f"/soap/{route.name}/v{route.major}", payload,
+                         operation.soap_action, vouched)
+        tickets = (answer.ticket, *answer.upstream)
+        draft.peer_ticket = " ".join(tickets)
+        return Answer(answer.payload, detail=f"forwarded to {peer.name}", upstream_tickets=tickets)
+
+    def _generic(self, route: RepositoryRoute, operation: OperationContract, payload: etree._Element) -> Answer:
+        """Generic dispatch: the payload goes as signed to the first backend that can answer it."""
+        answer, backend = self.dispatcher.call_one(route.key, operation.name, payload, operation.soap_action)
+        return Answer(answer, detail=f"answered by {backend}")
 
     def readiness_problems(self) -> list[str]:
         """What keeps this worker from serving: an unreachable database, an unreadable CRL."""
@@ -187,6 +247,3 @@ class Pipeline:
                                             request_digest=None), draft.ticket)
         return Reply(status, body, draft.ticket)
 
-
-def _fingerprint(verified: Verified) -> str:
-    return fingerprint(verified.certificate)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from repository.queries import OrganisationView
 
 
@@ -21,6 +23,9 @@ class CallContext:
     purpose: str
     message_id: str
     backends: Any  # integrator.dispatch.BoundDispatcher: call_all(contract, payload)
+    sessions: sessionmaker[Session] | None = None  # for services that keep their own tables or read the repository
+    base_url: str = ""  # how the caller reaches this integrator, e.g. http://127.0.0.1:8080
+    integrator_name: str = "kruispunt"  # this integrator's name towards its peers
 
 
 @dataclass
@@ -43,6 +48,7 @@ class Operation:
     handler: Handler
     person_field: str | None = None  # field of the request that names the person concerned
     soap_action: str = ""
+    audience: str = "officials"  # officials: grant checked; peers: only registered peer integrators
 
 
 @dataclass(frozen=True)

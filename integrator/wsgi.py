@@ -9,13 +9,20 @@ from urllib.parse import parse_qs
 
 from sqlalchemy import text
 
-from integrator.catalogue import html_page, wsdl_list
+from integrator.catalogue import code_entry, html_page, repository_entries, wsdl_list
+from integrator.circuit import CircuitBreaker
 from integrator.config import Settings
 from integrator.database import make_engine, session_factory
 from integrator.dispatch import Dispatcher
-from integrator.documents import published_wsdl, static_file
+from integrator.documents import (
+    published_wsdl,
+    repository_document,
+    repository_wsdl,
+    static_file,
+)
 from integrator.pipeline import Pipeline
 from integrator.pki import Identity
+from integrator.routes import PATH
 from integrator.service import ServiceDefinition
 from integrator.wssec.sign import SigningKey
 from integrator.wssec.trust import TrustStore
@@ -44,10 +51,10 @@ class IntegratorApp:
         if path.startswith("/soap/"):
             if method == "POST":
                 return self._soap(environ, path, start_response)
-            if method == "GET" and "wsdl" in {k.lower() for k in query} and path in self.by_path:
-                wsdl = published_wsdl(self.settings.wsdl_dir, self.by_path[path], self._base_url(environ))
+            wsdl = self._wsdl(path, self._base_url(environ)) if method == "GET" else None
+            if wsdl is not None and "wsdl" in {k.lower() for k in query}:
                 return _send(start_response, 200, wsdl, "text/xml; charset=utf-8")
-            return _send(start_response, 405 if path in self.by_path else 404,
+            return _send(start_response, 405 if wsdl is not None else 404,
                          b"POST a signed SOAP envelope here, or GET ?wsdl\n", "text/plain; charset=utf-8")
         if method != "GET":
             return _send(start_response, 405, b"method not allowed\n", "text/plain; charset=utf-8")
@@ -58,7 +65,7 @@ class IntegratorApp:
         declared = int(environ.get("CONTENT_LENGTH") or 0)
         stream = environ["wsgi.input"]
         data = b"" if declared > limit else stream.read(declared) if declared else stream.read(limit + 1)
-        reply = self.pipeline.handle(path, data, declared_length=declared)
+        reply = self.pipeline.handle(path, data, declared_length=declared, base_url=self._base_url(environ))
         return _send(start_response, reply.status, reply.body, "text/xml; charset=utf-8",
                      [("X-Kruispunt-Ticket", reply.ticket), ("Server-Timing", reply.timing)])
 
@@ -66,9 +73,15 @@ class IntegratorApp:
                   start_response: StartResponse) -> Iterable[bytes]:
         base = self._base_url(environ)
         if path == "/services":
+            entries = [code_entry(s) for s in self.services] + repository_entries(self.pipeline.sessions)
             if query.get("formatted") == ["false"] and "wsdlList" in query:
-                return _send(start_response, 200, wsdl_list(self.services, base).encode(), "text/plain; charset=utf-8")
-            return _send(start_response, 200, html_page(self.services, base).encode(), "text/html; charset=utf-8")
+                return _send(start_response, 200, wsdl_list(entries, base).encode(), "text/plain; charset=utf-8")
+            return _send(start_response, 200, html_page(entries, base).encode(), "text/html; charset=utf-8")
+        if path.startswith("/repository/") and path.count("/") >= 4:
+            _, _, name, version, relative = path.split("/", 4)
+            document = repository_document(self.pipeline.sessions, name, version, relative)
+            if document is not None:
+                return _send(start_response, 200, document, "text/xml; charset=utf-8")
         if path.startswith("/xsd/") or path.startswith("/wsdl/"):
             root = self.settings.xsd_dir if path.startswith("/xsd/") else self.settings.wsdl_dir
             relative = path.split("/", 2)[2]
@@ -85,6 +98,14 @@ class IntegratorApp:
         if path == "/":
             return _send(start_response, 200, b"kruispunt: see /services\n", "text/plain; charset=utf-8")
         return _send(start_response, 404, b"not found; see /services\n", "text/plain; charset=utf-8")
+
+    def _wsdl(self, path: str, base_url: str) -> bytes | None:
+        if path in self.by_path:
+            return published_wsdl(self.settings.wsdl_dir, self.by_path[path], base_url)
+        match = PATH.match(path)
+        if match is None:
+            return None
+        return repository_wsdl(self.pipeline.sessions, match["name"], int(match["major"]), base_url)
 
     def _base_url(self, environ: dict[str, Any]) -> str:
         if self.settings.public_url:
@@ -108,7 +129,8 @@ def create_app(settings: Settings | None = None) -> IntegratorApp:
     pki = settings.pki_dir
     key = SigningKey.from_identity(Identity("integrator", pki / "integrator.crt", pki / "integrator.key"))
     trust = TrustStore.from_files(settings.trust_anchor_paths, settings.crl_path)
-    dispatcher = Dispatcher(sessions, key, trust, settings.security, settings.limits,
+    dispatcher = Dispatcher(sessions, CircuitBreaker(sessions, settings.circuit), key, trust, settings.security,
+                            settings.limits,
                             parallelism=settings.backend_parallelism,
                             cache_seconds=settings.repository_cache_seconds)
     pipeline = Pipeline(settings, PUBLISHED, sessions, key, trust, dispatcher)

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from repository.base import Base
@@ -70,3 +81,94 @@ class Backend(Base):
     certificate_pem: Mapped[str] = mapped_column(Text)
     timeout_seconds: Mapped[float] = mapped_column(Float, default=5.0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # lower is tried first
+    weight: Mapped[int] = mapped_column(Integer, default=1, server_default="1")  # share within a priority
+    security: Mapped[str] = mapped_column(String(20), default="x509", server_default="x509")  # x509 | none
+    idempotent: Mapped[str] = mapped_column(Text, default="", server_default="")  # operations safe to retry
+
+
+class Peer(Base):
+    """Another integrator this one federates with: where it answers and whose certificate signs for it."""
+
+    __tablename__ = "peers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    certificate_pem: Mapped[str] = mapped_column(Text)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    cursor: Mapped[int] = mapped_column(Integer, default=0)  # last change sequence pulled from the peer
+    last_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    synced_versions: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ServiceVersion(Base):
+    """One version (major.minor) of a service, with its lifecycle; owned locally or learnt from a peer."""
+
+    __tablename__ = "service_versions"
+    __table_args__ = (UniqueConstraint("name", "major", "minor"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    major: Mapped[int] = mapped_column(Integer)
+    minor: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text, default="")
+    owner: Mapped[str] = mapped_column(String(10))  # enterprise number of the owning organisation
+    status: Mapped[str] = mapped_column(String(12), default="draft")  # draft, active, deprecated, retired
+    sunset: Mapped[date | None] = mapped_column(Date, nullable=True)
+    successor: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    wsdl: Mapped[str] = mapped_column(String(300))  # path of the WSDL among the documents
+    federated: Mapped[bool] = mapped_column(Boolean, default=False)  # open to federation
+    origin_peer_id: Mapped[int | None] = mapped_column(ForeignKey("peers.id"), nullable=True, index=True)
+    origin: Mapped[str] = mapped_column(String(100), default="local")  # integrator that owns it
+    change_seq: Mapped[int] = mapped_column(Integer, default=0, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def version(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}/v{self.major}"
+
+
+class ServiceDocument(Base):
+    """A WSDL or XSD file of a service version, stored as submitted."""
+
+    __tablename__ = "service_documents"
+    __table_args__ = (UniqueConstraint("version_id", "path"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("service_versions.id", ondelete="CASCADE"), index=True)
+    path: Mapped[str] = mapped_column(String(300))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Change(Base):
+    """The change feed peers pull from: one row per creation, update, lifecycle move of a version."""
+
+    __tablename__ = "changes"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("service_versions.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AccessRight(Base):
+    """An organisation may use a service at all; officials' grants can only fall within these."""
+
+    __tablename__ = "access_rights"
+    __table_args__ = (UniqueConstraint("organisation_id", "service"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    service: Mapped[str] = mapped_column(String(100))
+
+
+class Circuit(Base):
+    """Circuit-breaker state of one backend endpoint, shared by every worker on every host."""
+
+    __tablename__ = "circuits"
+    backend_id: Mapped[int] = mapped_column(ForeignKey("backends.id", ondelete="CASCADE"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(10), default="closed")  # closed, open, half-open
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    opened_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -8,7 +8,7 @@ from datetime import date
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from repository.models import Backend, Certificate, Grant, Official, Organisation
+from repository.models import AccessRight, Backend, Certificate, Grant, Official, Organisation
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,11 @@ class BackendView:
     url: str
     certificate_pem: str
     timeout_seconds: float
+    id: int = 0
+    priority: int = 0
+    weight: int = 1
+    security: str = "x509"
+    idempotent: frozenset[str] = frozenset()
 
 
 def organisation_by_certificate(session: Session, fingerprint: str) -> OrganisationView | None:
@@ -35,6 +40,12 @@ def organisation_by_certificate(session: Session, fingerprint: str) -> Organisat
     if row is None:
         return None
     return OrganisationView(row.id, row.enterprise_number, row.name, row.kind, row.nis_code)
+
+
+def has_access_right(session: Session, organisation_id: int, service: str) -> bool:
+    return session.execute(
+        select(AccessRight.id).where(AccessRight.organisation_id == organisation_id, AccessRight.service == service)
+    ).first() is not None
 
 
 def official_status(
@@ -63,4 +74,5 @@ def backends_for(session: Session, service: str) -> list[BackendView]:
     rows = session.execute(
         select(Backend).where(Backend.service == service, Backend.active).order_by(Backend.name)
     ).scalars()
-    return [BackendView(b.name, b.url, b.certificate_pem, b.timeout_seconds) for b in rows]
+    return [BackendView(b.name, b.url, b.certificate_pem, b.timeout_seconds, b.id, b.priority, b.weight,
+                        b.security, frozenset(b.idempotent.split())) for b in rows]

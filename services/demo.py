@@ -8,12 +8,15 @@ from datetime import date
 from sqlalchemy.orm import Session
 
 from integrator import commands
-from integrator.config import Settings
+from integrator.config import PROJECT_ROOT, Settings
+from repository import registry
 from services.backends.persons import make_insz
 from services.backends.status_source import SOURCES
 from services.tax_exemption import SERVICE as TAX_EXEMPTION
 
 PURPOSE_TAX = "MUNICIPAL_TAX_EXEMPTION"
+GENERIC = "StatusSource"
+RIGHTS = (TAX_EXEMPTION.name, GENERIC)  # services every demo organisation may use
 
 
 def enterprise_number(first8: int) -> str:
@@ -35,7 +38,7 @@ class DemoOfficial:
     organisation: str
     insz: str
     name: str
-    grants: tuple[str, ...]  # services granted for PURPOSE_TAX
+    grants: tuple[str, ...]  # services granted for PURPOSE_TAX (and PURPOSE_DISCOVERY for Metadata)
 
 
 KRUISDORP = DemoOrganisation(enterprise_number(2071234), "Gemeente Kruisdorp", "municipality", "44021")
@@ -45,7 +48,7 @@ ORGANISATIONS = (KRUISDORP, BRUGSTEDE, OCMW)
 
 OFFICIALS = (
     DemoOfficial(KRUISDORP.enterprise_number, make_insz(date(1975, 4, 12), 145), "An Verhoeven (tax office)",
-                 (TAX_EXEMPTION.name,)),
+                 (TAX_EXEMPTION.name, GENERIC)),
     DemoOfficial(KRUISDORP.enterprise_number, make_insz(date(1982, 9, 3), 212), "Bart Smets (population office)",
                  ()),
     DemoOfficial(BRUGSTEDE.enterprise_number, make_insz(date(1969, 1, 27), 89), "Carine Jacobs (tax office)",
@@ -62,6 +65,8 @@ def load(settings: Settings, session: Session, backend_urls: dict[str, str]) -> 
         commands.add_organisation(session, org.enterprise_number, org.name, org.kind, org.nis_code)
         commands.register_certificate(session, org.enterprise_number,
                                       (pki / f"org-{org.enterprise_number}.crt").read_bytes())
+        for service in RIGHTS:
+            commands.add_access_right(session, org.enterprise_number, service)
     for official in OFFICIALS:
         commands.add_official(session, official.organisation, official.insz, official.name)
         for service in official.grants:
@@ -70,7 +75,23 @@ def load(settings: Settings, session: Session, backend_urls: dict[str, str]) -> 
         url = backend_urls.get(spec.name, f"http://127.0.0.1:{spec.port}/")
         commands.add_backend(session, TAX_EXEMPTION.key, spec.name, url,
                              (pki / f"backend-{spec.name}.crt").read_bytes())
+    _generic_demo(settings, session, backend_urls)
     session.commit()
+
+
+def _generic_demo(settings: Settings, session: Session, backend_urls: dict[str, str]) -> None:
+    """StatusSource v1: a backend's own contract published by generic dispatch, registered in the repository."""
+    commands.add_organisation(session, settings.enterprise_number, f"integrator {settings.name}", "integrator")
+    if registry.find_version(session, GENERIC, "1.0") is None:
+        docs = commands.read_documents(PROJECT_ROOT / "wsdl" / "StatusSource-v1.wsdl", PROJECT_ROOT)
+        commands.register_service(session, GENERIC, "1.0", docs, settings.enterprise_number,
+                                  "One authentic source's status periods, passed through unchanged.", federated=True)
+        registry.set_lifecycle(session, GENERIC, "1.0", "active")
+    source = SOURCES[0]
+    commands.add_backend(session, f"{GENERIC}/v1", source.name,
+                         backend_urls.get(source.name, f"http://127.0.0.1:{source.port}/"),
+                         (settings.pki_dir / f"backend-{source.name}.crt").read_bytes(),
+                         idempotent=["get_statuses"])
 
 
 def pki_init(settings: Settings, force: bool = False) -> commands.DemoPki:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import spyne.const
 from spyne import Application, Array, ComplexModel, Date, ServiceBase, Unicode, rpc
 from spyne.protocol.soap import Soap11
 from spyne.server.wsgi import WsgiApplication
@@ -12,6 +13,9 @@ from spyne.server.wsgi import WsgiApplication
 from services.backends.persons import periods_for
 
 NS = "urn:kruispunt:backends:StatusSource:v1"
+# spyne runs a full gc.collect() after requests (at most once a second): in a busy backend that froze the
+# worker for 130-260 ms a second and cost ~40% of its CPU (bench/README.md). Python's own GC is enough.
+spyne.const.MIN_GC_INTERVAL = float("inf")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from lxml import etree
 from sqlalchemy import text
 
 from integrator import commands
+from integrator.circuit import CircuitBreaker
 from integrator.config import Settings
 from integrator.database import make_engine, session_factory
 from integrator.dispatch import Dispatcher
@@ -25,7 +26,7 @@ def pipeline(pki, database_url: str) -> Pipeline:  # type: ignore[no-untyped-def
     sessions = session_factory(make_engine(database_url))
     key = SigningKey.from_identity(pki.integrator)
     trust = TrustStore.from_files(settings.trust_anchor_paths, settings.crl_path)
-    dispatcher = Dispatcher(sessions, key, trust, settings.security, settings.limits)
+    dispatcher = Dispatcher(sessions, CircuitBreaker(sessions), key, trust, settings.security, settings.limits)
     return Pipeline(settings, PUBLISHED, sessions, key, trust, dispatcher)
 
 

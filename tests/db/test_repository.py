@@ -29,6 +29,7 @@ def org(migrated: sessionmaker[Session]) -> tuple[int, str]:
     number = enterprise_number(10_000_000 + uuid.uuid4().int % 9_000_000)
     with migrated() as session:
         created = commands.add_organisation(session, number, "Testgemeente", "municipality", "11002")
+        commands.add_access_right(session, number, SERVICE)
         session.commit()
         return created.id, number
 
@@ -91,6 +92,13 @@ def test_official_of_another_organisation_is_not_registered(migrated: sessionmak
                                           "Andere gemeente", "municipality", "11004")
         session.commit()
         assert official_status(session, other.id, insz, SERVICE, PURPOSE, TODAY) == (False, False)
+
+
+def test_grant_outside_the_organisations_access_rights_is_refused(migrated: sessionmaker[Session],
+                                                                  org: tuple[int, str]) -> None:
+    insz = official(migrated, org[1], 6)
+    with migrated() as session, pytest.raises(ValueError, match="no access right"):
+        commands.add_grant(session, org[1], insz, "SomeOtherService", PURPOSE)
 
 
 def test_invalid_identifiers_are_refused_by_the_commands(migrated: sessionmaker[Session],
