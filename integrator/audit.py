@@ -31,8 +31,10 @@ class AuditRecord(Base):
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     request_digest: Mapped[str] = mapped_column(String(64))
     response_digest: Mapped[str] = mapped_column(String(64))
-    peer: Mapped[str | None] = mapped_column(String(100), nullable=True)  # the integrator it came from or went to
-    peer_ticket: Mapped[str | None] = mapped_column(String(200), nullable=True)  # that integrator's ticket(s)
+    came_from: Mapped[str | None] = mapped_column(String(100), nullable=True)  # the peer that forwarded it here
+    came_from_ticket: Mapped[str | None] = mapped_column(String(48), nullable=True)  # that peer's ticket
+    forwarded_to: Mapped[str | None] = mapped_column(String(100), nullable=True)  # the peer that owns the service
+    forwarded_tickets: Mapped[str | None] = mapped_column(String(400), nullable=True)  # its ticket, then upstream
 
 
 @dataclass
@@ -53,8 +55,10 @@ class AuditDraft:
     outcome: str = "FAULT"
     fault_code: str | None = None
     detail: str | None = None
-    peer: str | None = None
-    peer_ticket: str | None = None
+    came_from: str | None = None
+    came_from_ticket: str | None = None
+    forwarded_to: str | None = None
+    forwarded_tickets: str | None = None
 
 
 def write_audit(session: Session, draft: AuditDraft, answered_at: datetime, response_digest: str) -> None:
@@ -77,7 +81,9 @@ def write_audit(session: Session, draft: AuditDraft, answered_at: datetime, resp
             detail=draft.detail,
             request_digest=draft.request_digest,
             response_digest=response_digest,
-            peer=draft.peer,
-            peer_ticket=draft.peer_ticket,
+            came_from=draft.came_from,
+            came_from_ticket=draft.came_from_ticket,
+            forwarded_to=draft.forwarded_to,
+            forwarded_tickets=draft.forwarded_tickets,
         )
     )

@@ -27,6 +27,7 @@ class CircuitPolicy:
 class OpenCircuit:
     service: str
     backend: str
+    state: str
     until: datetime | None
     failures: int
     last_error: str | None
@@ -103,7 +104,8 @@ class CircuitBreaker:
         with self.sessions() as session:
             rows = session.execute(select(Circuit, Backend).join(Backend, Backend.id == Circuit.backend_id)
                                    .where(Circuit.state != "closed")).all()
-        return [OpenCircuit(b.service, b.name, _aware(c.opened_until), c.failures, c.last_error) for c, b in rows]
+        return [OpenCircuit(b.service, b.name, c.state, _aware(c.opened_until), c.failures, c.last_error)
+                for c, b in rows]
 
 
 def _aware(moment: datetime | None) -> datetime | None:

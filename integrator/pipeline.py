@@ -142,12 +142,12 @@ class Pipeline:
                     session, draft.certificate, vouched, own_enterprise_number=self.settings.enterprise_number,
                     max_hops=self.settings.max_hops, service=route.name,
                     federated=isinstance(route, RepositoryRoute) and route.federated)
-                draft.peer, draft.peer_ticket = peer.name, vouched["Ticket"]
+                draft.came_from, draft.came_from_ticket = peer.name, vouched["Ticket"]
                 via = tuple(vouched["Via"])
             elif isinstance(route, CodeRoute) and route.handler(payload.tag).audience == "peers":
                 peer, organisation = authorise_peer(session, draft.certificate)
                 caller = Caller(organisation, header["Official"], header["Purpose"], header["MessageId"])
-                draft.peer = peer.name
+                draft.came_from = peer.name
             else:
                 caller = authorise(session, draft.certificate, header, route.name, now)
             clock.mark("caller")
@@ -182,13 +182,13 @@ class Pipeline:
             peer = peer_by_id(session, route.origin_peer_id or 0)
         if peer is None:
             raise InternalError(f"The integrator that owns {route.key} is no longer registered as a peer.")
-        draft.peer = peer.name
+        draft.forwarded_to = peer.name
         vouched = Forwarded(caller.organisation.enterprise_number, caller.official, caller.purpose,
                             caller.message_id, draft.ticket, (*via, self.settings.enterprise_number))
         answer = forward(self.peer_client, peer, f"/soap/{route.name}/v{route.major}", payload,
                          operation.soap_action, vouched)
         tickets = (answer.ticket, *answer.upstream)
-        draft.peer_ticket = " ".join(tickets)
+        draft.forwarded_tickets = " ".join(tickets)
         return Answer(answer.payload, detail=f"forwarded to {peer.name}", upstream_tickets=tickets)
 
     def _generic(self, route: RepositoryRoute, operation: OperationContract, payload: etree._Element) -> Answer:
@@ -212,6 +212,12 @@ class Pipeline:
             if next_update is not None and next_update < datetime.now(UTC):
                 problems.append(f"CRL: stale since {next_update:%Y-%m-%d %H:%M}Z; publish a fresh CRL")
         return problems
+
+    def readiness_notes(self) -> list[str]:
+        """What the operators should know but does not take this host out of rotation: open circuits."""
+        return [f"circuit {c.state}: {c.service} backend {c.backend} after {c.failures} failure(s)"
+                + (f", until {c.until:%H:%M:%S}Z" if c.until else "") + (f" ({c.last_error})" if c.last_error else "")
+                for c in self.dispatcher.circuits.open_circuits()]
 
     def _caller_header(self, verified: Verified, header_node: etree._Element | None) -> dict[str, str]:
         if header_node is not None and len(header_node.findall(CALLER)) > 1:

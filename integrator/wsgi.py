@@ -93,7 +93,8 @@ class IntegratorApp:
             return _send(start_response, 200, b"live\n", "text/plain; charset=utf-8")
         if path == "/health/ready":
             problems = self.pipeline.readiness_problems()
-            body = ("ready\n" if not problems else "not ready: " + "; ".join(problems) + "\n").encode()
+            notes = "".join(f"{note}\n" for note in self.pipeline.readiness_notes())
+            body = (("ready\n" if not problems else "not ready: " + "; ".join(problems) + "\n") + notes).encode()
             return _send(start_response, 503 if problems else 200, body, "text/plain; charset=utf-8")
         if path == "/":
             return _send(start_response, 200, b"kruispunt: see /services\n", "text/plain; charset=utf-8")

@@ -17,7 +17,7 @@ from integrator.config import PROJECT_ROOT
 from integrator.faults import InternalError, ServiceUnknown
 from integrator.service import CallContext, HandlerResult, Operation, ServiceDefinition
 from repository.catalogue_queries import allowed_services, backend_urls, newest_callable
-from repository.documents import IMPORTS, DocumentSet, InvalidDocuments
+from repository.documents import IMPORTS, CompiledContract, DocumentSet, InvalidDocuments
 from repository.models import ServiceVersion
 from repository.registry import current_version, documents, find_version, list_versions
 
@@ -92,7 +92,7 @@ def list_operations(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
     return HandlerResult({"Name": name, "Version": version, "Operation": operations})
 
 
-def _compiled(docs: DocumentSet, label: str) -> Any:
+def _compiled(docs: DocumentSet, label: str) -> CompiledContract:
     try:
         return docs.compile()
     except InvalidDocuments as exc:  # stored documents compiled when registered; this would be a repository fault

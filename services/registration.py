@@ -26,7 +26,7 @@ from repository.registry import (
     register_version,
     set_lifecycle,
 )
-from services.metadata import operation_entry
+from services.metadata import code_backed, operation_entry
 
 NS = "urn:kruispunt:Repository:v1"
 
@@ -81,6 +81,8 @@ def _files(documents_: list[dict[str, Any]]) -> dict[str, bytes]:
 
 def _claim_name(session: Session, name: str, owner: str) -> None:
     """A service name belongs to the organisation that registered it first, on this integrator."""
+    if code_backed(name) is not None:
+        raise RepositoryRefused(f"{name} is the name of a service built into this integrator; choose another name.")
     for row in versions_named(session, name):
         if row.origin_peer_id is not None:
             raise RepositoryRefused(f"{name} belongs to integrator {row.origin}; register its versions there.")

@@ -24,6 +24,8 @@ from integrator.database import make_engine, session_factory
 from integrator.pki import Identity, create_ca, issue, write_crl
 from services import demo
 from services.backends.status_source import SOURCES
+from tests.federation import SERVICE as FEDERATED_SERVICE
+from tests.federation import Integrator, make_integrator, municipality_at, peer_up, register_federal_service
 from tests.support import free_port, gunicorn, wait_for
 
 PG_ADMIN_URL = os.environ.get("KRUISPUNT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -189,3 +191,50 @@ def migrated(database_url: str, sessions: sessionmaker[Session]) -> sessionmaker
     """Sessions on a database whose schema is at Alembic head."""
     commands.db_upgrade(Settings.from_env({"KRUISPUNT_DATABASE_URL": database_url}))
     return sessions
+
+
+@dataclass
+class Federation:
+    federal: Integrator
+    social: Integrator  # on PostgreSQL
+    regional: Integrator
+    backend_port: int
+    log_dir: Path
+    regional_identity: Identity  # Kruisdorp's certificate, a customer of the regional integrator
+    backend: subprocess.Popen | None = None
+
+
+@pytest.fixture(scope="session")
+def federation(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
+    """Federal, social-security and regional integrators in a chain, the federal one owning FederalStatus."""
+    pki_dir = pki.var_dir / "pki"
+    with new_database("postgresql", tmp_path_factory) as social_url:
+        federal = make_integrator("federal", demo.enterprise_number(2000010), pki_dir,
+                                  tmp_path_factory.mktemp("federal"),
+                                  f"sqlite:///{tmp_path_factory.mktemp('fdb') / 'federal.db'}")
+        social = make_integrator("social-security", demo.enterprise_number(2000020), pki_dir,
+                                 tmp_path_factory.mktemp("social"), social_url)
+        regional = make_integrator("regional", demo.enterprise_number(2000030), pki_dir,
+                                   tmp_path_factory.mktemp("regional"),
+                                   f"sqlite:///{tmp_path_factory.mktemp('rdb') / 'regional.db'}")
+        for local, remote in ((social, federal), (federal, social), (regional, social), (social, regional)):
+            peer_up(local, remote)
+        backend_port = free_port()
+        register_federal_service(federal, f"http://127.0.0.1:{backend_port}/")
+        municipality_at(regional, (FEDERATED_SERVICE,))
+        log_dir = tmp_path_factory.mktemp("federation-logs")
+        running = Federation(federal, social, regional, backend_port, log_dir, pki.kruisdorp)
+        try:
+            running.backend = gunicorn("services.backends.wsgi:create_app()", backend_port,
+                                       dict(federal.env, KRUISPUNT_BACKEND=SOURCES[0].name),
+                                       log=log_dir / "backend.log")
+            for integrator in (federal, social, regional):
+                integrator.start(log_dir)
+            wait_for(f"http://127.0.0.1:{backend_port}/?wsdl")
+            yield running
+        finally:
+            for integrator in (federal, social, regional):
+                integrator.stop()
+            if running.backend is not None:
+                running.backend.terminate()
+                running.backend.wait(timeout=30)

@@ -145,6 +145,14 @@ def test_another_organisation_cannot_register_versions_of_a_service_it_does_not_
     assert audit_record(stack.sessions, seen.ticket).organisation == BRUGSTEDE.enterprise_number
 
 
+@pytest.mark.parametrize("name", ["Metadata", "Repository", "TaxExemptionStatus"])
+def test_the_name_of_a_built_in_service_cannot_be_registered(stack, name: str) -> None:  # type: ignore[no-untyped-def]
+    wsdl, files = contract_files(name)
+    seen = refused(stack, REPOSITORY_PATH, kruisdorp(stack), "RegisterServiceVersion",
+                   register_request(name, "9.0", wsdl, files), "Client.Repository.Refused", 422)
+    assert f"{name} is the name of a service built into this integrator" in seen.reason
+
+
 def test_lifecycle_goes_from_draft_to_active_to_deprecated_with_a_sunset_to_retired(stack) -> None:  # type: ignore[no-untyped-def]
     name = unique_name()
     register(stack, name, "1.0")

@@ -117,8 +117,10 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_service_documents_version_id"), ["version_id"], unique=False)
 
     with op.batch_alter_table("audit_records", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("peer", sa.String(length=100), nullable=True))
-        batch_op.add_column(sa.Column("peer_ticket", sa.String(length=200), nullable=True))
+        batch_op.add_column(sa.Column("came_from", sa.String(length=100), nullable=True))
+        batch_op.add_column(sa.Column("came_from_ticket", sa.String(length=48), nullable=True))
+        batch_op.add_column(sa.Column("forwarded_to", sa.String(length=100), nullable=True))
+        batch_op.add_column(sa.Column("forwarded_tickets", sa.String(length=400), nullable=True))
 
     with op.batch_alter_table("backends", schema=None) as batch_op:
         batch_op.add_column(sa.Column("priority", sa.Integer(), server_default="0", nullable=False))
@@ -138,8 +140,10 @@ def downgrade() -> None:
         batch_op.drop_column("priority")
 
     with op.batch_alter_table("audit_records", schema=None) as batch_op:
-        batch_op.drop_column("peer_ticket")
-        batch_op.drop_column("peer")
+        batch_op.drop_column("forwarded_tickets")
+        batch_op.drop_column("forwarded_to")
+        batch_op.drop_column("came_from_ticket")
+        batch_op.drop_column("came_from")
 
     with op.batch_alter_table("service_documents", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_service_documents_version_id"))
