@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from integrator.documents import schema_paths
 from integrator.service import ServiceDefinition
-from repository.documents import InvalidDocuments
-from repository.registry import documents, list_versions
+from repository.documents import operation_names
+from repository.registry import document_listing, list_versions
 
 
 @dataclass(frozen=True)
@@ -39,17 +39,13 @@ def repository_entries(sessions: sessionmaker[Session]) -> list[Entry]:
         latest: dict[tuple[str, int], Any] = {}
         for row in list_versions(session, callable_only=True):
             latest[(row.name, row.major)] = row
-        entries = []
-        for row in latest.values():
-            docs = documents(session, row)
-            schemas = tuple(f"/repository/{row.name}/{row.version}/{p}" for p in sorted(docs.files)
-                            if p != docs.wsdl)
-            try:
-                operations = tuple(docs.compile().operations)
-            except InvalidDocuments:
-                operations = ()
-            entries.append(Entry(row.name, row.version, f"/soap/{row.name}/v{row.major}", row.description,
-                                 operations, schemas, row.origin, row.status))
+        listing = document_listing(session, [row.id for row in latest.values()])
+    entries = []
+    for row in latest.values():
+        paths, wsdl = listing.get(row.id, ([], b""))
+        schemas = tuple(f"/repository/{row.name}/{row.version}/{p}" for p in sorted(paths) if p != row.wsdl)
+        entries.append(Entry(row.name, row.version, f"/soap/{row.name}/v{row.major}", row.description,
+                             operation_names(wsdl), schemas, row.origin, row.status))
     return entries
 
 

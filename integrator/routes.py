@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -148,7 +149,8 @@ class Routes:
     def _compile(self, session: Session, version: Any,
                  compiled_key: tuple[int, int]) -> tuple[Contract, dict[str, OperationContract]]:
         docs = documents(session, version)
-        directory = self.cache_dir / f"{version.id}-{version.change_seq}"
+        # one folder per worker process: two workers compiling the same version never read a half-written file
+        directory = self.cache_dir / f"{version.id}-{version.change_seq}-{os.getpid()}"
         wsdl_path = docs.write(directory)
         compiled = docs.compile()
         wrapper = wsdl_path.parent / "_kruispunt_types.xsd"

@@ -96,6 +96,15 @@ def _safe(name: str) -> str:
     return str(path)
 
 
+def operation_names(wsdl: bytes) -> tuple[str, ...]:
+    """The operation names of a WSDL's portTypes, without compiling its schemas (for listings)."""
+    try:
+        root = etree.fromstring(wsdl, parser=_PARSER)
+    except etree.XMLSyntaxError:
+        return ()
+    return tuple(op.get("name", "") for op in root.iterfind(f"{{{WSDL}}}portType/{{{WSDL}}}operation"))
+
+
 def compile_wsdl(wsdl_path: Path) -> CompiledContract:
     """Compile a WSDL file whose schema imports are local files (never fetched from the network)."""
     problems: list[str] = []

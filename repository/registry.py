@@ -58,6 +58,23 @@ def documents(session: Session, version: ServiceVersion) -> DocumentSet:
     return DocumentSet(version.wsdl, {row.path: bytes(row.content) for row in rows})
 
 
+def document_listing(session: Session, version_ids: list[int]) -> dict[int, tuple[list[str], bytes]]:
+    """For many versions at once: their document paths, and their WSDL's content (two queries in all)."""
+    listing: dict[int, tuple[list[str], bytes]] = {i: ([], b"") for i in version_ids}
+    if not version_ids:
+        return listing
+    for version_id, path in session.execute(select(ServiceDocument.version_id, ServiceDocument.path)
+                                            .where(ServiceDocument.version_id.in_(version_ids))):
+        listing[version_id][0].append(path)
+    wsdl_rows = session.execute(
+        select(ServiceDocument.version_id, ServiceDocument.content)
+        .join(ServiceVersion, ServiceVersion.id == ServiceDocument.version_id)
+        .where(ServiceDocument.version_id.in_(version_ids), ServiceDocument.path == ServiceVersion.wsdl))
+    for version_id, content in wsdl_rows:
+        listing[version_id] = (listing[version_id][0], bytes(content))
+    return listing
+
+
 def record_change(session: Session, version: ServiceVersion, kind: str, now: datetime | None = None) -> int:
     """Append to the change feed and stamp the version with its sequence number."""
     now = now or datetime.now(UTC)

@@ -16,7 +16,9 @@ from services.tax_exemption import SERVICE as TAX_EXEMPTION
 
 PURPOSE_TAX = "MUNICIPAL_TAX_EXEMPTION"
 GENERIC = "StatusSource"
-RIGHTS = (TAX_EXEMPTION.name, GENERIC)  # services every demo organisation may use
+PURPOSE_DISCOVERY = "SERVICE_DISCOVERY"
+PURPOSE_REGISTRATION = "SERVICE_REGISTRATION"
+RIGHTS = (TAX_EXEMPTION.name, GENERIC, "Metadata", "Repository")  # services every demo organisation may use
 
 
 def enterprise_number(first8: int) -> str:
@@ -38,7 +40,7 @@ class DemoOfficial:
     organisation: str
     insz: str
     name: str
-    grants: tuple[str, ...]  # services granted for PURPOSE_TAX (and PURPOSE_DISCOVERY for Metadata)
+    grants: tuple[str, ...]  # services granted for PURPOSE_TAX; every demo official may also discover services
 
 
 KRUISDORP = DemoOrganisation(enterprise_number(2071234), "Gemeente Kruisdorp", "municipality", "44021")
@@ -71,6 +73,9 @@ def load(settings: Settings, session: Session, backend_urls: dict[str, str]) -> 
         commands.add_official(session, official.organisation, official.insz, official.name)
         for service in official.grants:
             commands.add_grant(session, official.organisation, official.insz, service, PURPOSE_TAX)
+        commands.add_grant(session, official.organisation, official.insz, "Metadata", PURPOSE_DISCOVERY)
+    first = OFFICIALS[0]
+    commands.add_grant(session, first.organisation, first.insz, "Repository", PURPOSE_REGISTRATION)
     for spec in SOURCES:
         url = backend_urls.get(spec.name, f"http://127.0.0.1:{spec.port}/")
         commands.add_backend(session, TAX_EXEMPTION.key, spec.name, url,
