@@ -127,8 +127,6 @@ class Pipeline:
         if operation is None:
             raise OperationUnknown(f"{payload.tag} is not an operation of {route.key}; see its WSDL.")
         draft.operation = operation.name
-        behalf = verified.headers.get(ON_BEHALF_OF)
-        via: tuple[str, ...] = ()
         with self.sessions() as session:
             remember(session, keys, verified.expires + self.settings.security.clock_skew, now)
             clock.mark("replay")
@@ -136,35 +134,11 @@ class Pipeline:
             if isinstance(route, CodeRoute) and route.handler(payload.tag).person_field:
                 draft.person = request.get(route.handler(payload.tag).person_field or "")
             clock.mark("contract")
-            if behalf is not None:
-                vouched = self.common.check(behalf)
-                caller, peer = authorise_forwarded(
-                    session, draft.certificate, vouched, own_enterprise_number=self.settings.enterprise_number,
-                    max_hops=self.settings.max_hops, service=route.name,
-                    federated=isinstance(route, RepositoryRoute) and route.federated)
-                draft.came_from, draft.came_from_ticket = peer.name, vouched["Ticket"]
-                via = tuple(vouched["Via"])
-            elif isinstance(route, CodeRoute) and route.handler(payload.tag).audience == "peers":
-                peer, organisation = authorise_peer(session, draft.certificate)
-                caller = Caller(organisation, header["Official"], header["Purpose"], header["MessageId"])
-                draft.came_from = peer.name
-            else:
-                caller = authorise(session, draft.certificate, header, route.name, now)
+            caller, via = self._caller(session, route, payload.tag, header, verified, draft, now)
             clock.mark("caller")
         draft.organisation = caller.organisation.enterprise_number
         draft.official, draft.purpose = caller.official, caller.purpose
-        if isinstance(route, CodeRoute):
-            context = CallContext(draft.ticket, now, caller.organisation, caller.official, caller.purpose,
-                                  caller.message_id, BoundDispatcher(self.dispatcher, route.key), self.sessions,
-                                  base_url, self.settings.name)
-            answer = route.invoke(payload.tag, request, context)
-            answer_fault: type[KruispuntFault] = InternalError
-        elif route.origin_peer_id is not None:
-            answer = self._forward(route, operation, payload, caller, draft, via)
-            answer_fault = PeerInvalidAnswer
-        else:
-            answer = self._generic(route, operation, payload)
-            answer_fault = BackendInvalidAnswer
+        answer, answer_fault = self._invoke(route, operation, payload, request, caller, draft, now, base_url, via)
         clock.mark("handle")
         if answer.payload.tag != operation.response:
             raise answer_fault(f"The answer is {answer.payload.tag}, not {operation.response}.")
@@ -174,6 +148,39 @@ class Pipeline:
         if isinstance(route, RepositoryRoute) and route.status == "deprecated" and route.sunset is not None:
             notice = {"Sunset": route.sunset, "Successor": route.successor}
         return verified, answer, notice
+
+    def _caller(self, session: Session, route: CodeRoute | RepositoryRoute, tag: str, header: dict[str, str],
+                verified: Verified, draft: AuditDraft, now: datetime) -> tuple[Caller, tuple[str, ...]]:
+        """Who is asking: an official of the certificate's organisation, a peer itself, or a caller a peer
+        vouches for (then also the integrators the request passed through)."""
+        behalf = verified.headers.get(ON_BEHALF_OF)
+        if behalf is not None:
+            vouched = self.common.check(behalf)
+            caller, peer = authorise_forwarded(
+                session, draft.certificate or "", vouched, own_enterprise_number=self.settings.enterprise_number,
+                max_hops=self.settings.max_hops, service=route.name,
+                federated=isinstance(route, RepositoryRoute) and route.federated)
+            draft.came_from, draft.came_from_ticket = peer.name, vouched["Ticket"]
+            return caller, tuple(vouched["Via"])
+        if isinstance(route, CodeRoute) and route.handler(tag).audience == "peers":
+            peer, organisation = authorise_peer(session, draft.certificate or "")
+            draft.came_from = peer.name
+            return Caller(organisation, header["Official"], header["Purpose"], header["MessageId"]), ()
+        return authorise(session, draft.certificate or "", header, route.name, now), ()
+
+    def _invoke(self, route: CodeRoute | RepositoryRoute, operation: OperationContract, payload: etree._Element,
+                request: dict[str, Any], caller: Caller, draft: AuditDraft, now: datetime, base_url: str,
+                via: tuple[str, ...]) -> tuple[Answer, type[KruispuntFault]]:
+        """Serve the operation: the service's own code, the owning peer, or a backend; and which fault an
+        off-contract answer is."""
+        if isinstance(route, CodeRoute):
+            context = CallContext(draft.ticket, now, caller.organisation, caller.official, caller.purpose,
+                                  caller.message_id, BoundDispatcher(self.dispatcher, route.key), self.sessions,
+                                  base_url, self.settings.name)
+            return route.invoke(payload.tag, request, context), InternalError
+        if route.origin_peer_id is not None:
+            return self._forward(route, operation, payload, caller, draft, via), PeerInvalidAnswer
+        return self._generic(route, operation, payload), BackendInvalidAnswer
 
     def _forward(self, route: RepositoryRoute, operation: OperationContract, payload: etree._Element,
                  caller: Caller, draft: AuditDraft, via: tuple[str, ...]) -> Answer:
