@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import DateTime, String, Text
+from sqlalchemy import DateTime, String, Text, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from repository.base import Base
@@ -62,9 +62,9 @@ class AuditDraft:
 
 
 def write_audit(session: Session, draft: AuditDraft, answered_at: datetime, response_digest: str) -> None:
-    """Add the record to the session; the caller commits it together with the transaction's effects."""
-    session.add(
-        AuditRecord(
+    """Add the record to the session's transaction; the caller commits it together with the transaction's effects."""
+    session.execute(
+        insert(AuditRecord).values(
             ticket=draft.ticket,
             received_at=draft.received_at,
             answered_at=answered_at,

@@ -19,7 +19,7 @@ from integrator.faults import (
     PeerUnknown,
 )
 from repository.peers import PeerView, peer_by_certificate
-from repository.queries import OrganisationView, has_access_right, official_status, organisation_by_certificate
+from repository.queries import OrganisationView, caller_facts, organisation_by_certificate
 
 
 @dataclass(frozen=True)
@@ -34,31 +34,31 @@ def authorise(
     session: Session, fingerprint: str, header: dict[str, str], service: str, now: datetime
 ) -> Caller:
     """Refuse unless the certificate's organisation employs the official with a grant for service + purpose."""
-    organisation = organisation_by_certificate(session, fingerprint)
-    if organisation is None:
+    official, purpose = header["Official"], header["Purpose"]
+    facts = caller_facts(session, fingerprint, official, service, purpose, now.date())
+    if facts is None:
         raise OrganisationUnknown(
             f"The signing certificate (SHA-256 {fingerprint[:16]}…) is not registered to any organisation; "
             "ask the integrator's service desk to register it."
         )
+    organisation = facts.organisation
     claimed = header.get("Organisation")
     if claimed and claimed != organisation.enterprise_number:
         raise OrganisationMismatch(
             f"The certificate belongs to organisation {organisation.enterprise_number}, but the Caller header "
             f"claims to act for {claimed}; sign with that organisation's own certificate."
         )
-    if not has_access_right(session, organisation.id, service):
+    if not facts.access_right:
         raise AccessDenied(
             f"Organisation {organisation.enterprise_number} has no access right to service {service}; "
             "the integrator's service desk grants organisations access to services."
         )
-    official, purpose = header["Official"], header["Purpose"]
-    registered, granted = official_status(session, organisation.id, official, service, purpose, now.date())
-    if not registered:
+    if not facts.official_registered:
         raise OfficialUnknown(
             f"Official {official} is not an active official of organisation {organisation.enterprise_number}; "
             "your local administrator registers officials."
         )
-    if not granted:
+    if not facts.granted:
         raise GrantMissing(
             f"Official {official} has no active grant for service {service} with purpose {purpose}; "
             "ask your local administrator for one."

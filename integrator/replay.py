@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from datetime import datetime
 
-from sqlalchemy import DateTime, String, delete
+from sqlalchemy import DateTime, String, delete, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -26,8 +26,8 @@ def remember(session: Session, keys: list[str], expires_at: datetime, now: datet
     """Record the keys, committing at once; raise Replay if any was already there."""
     if random.random() < 0.01:
         session.execute(delete(SeenMessage).where(SeenMessage.expires_at < now))
-    session.add_all([SeenMessage(key=k, expires_at=expires_at) for k in keys])
     try:
+        session.execute(insert(SeenMessage), [{"key": k, "expires_at": expires_at} for k in keys])
         session.commit()
     except IntegrityError:
         session.rollback()

@@ -13,8 +13,8 @@ from integrator import commands
 from integrator.audit import AuditDraft, AuditRecord, write_audit
 from integrator.faults import InszInvalid, Replay
 from integrator.replay import remember
-from repository.models import Official
-from repository.queries import official_status, organisation_by_certificate
+from repository.models import Certificate, Official
+from repository.queries import caller_facts, organisation_by_certificate
 from services.backends.persons import make_insz
 from services.demo import enterprise_number
 
@@ -24,14 +24,24 @@ TODAY = date(2026, 6, 1)
 
 
 @pytest.fixture
-def org(migrated: sessionmaker[Session]) -> tuple[int, str]:
-    """A fresh organisation of its own, so tests never see each other's rows."""
+def org(migrated: sessionmaker[Session]) -> tuple[int, str, str]:
+    """A fresh organisation of its own with a certificate (fingerprint), so tests never see each other's rows."""
     number = enterprise_number(10_000_000 + uuid.uuid4().int % 9_000_000)
+    fingerprint = uuid.uuid4().hex + uuid.uuid4().hex
     with migrated() as session:
         created = commands.add_organisation(session, number, "Testgemeente", "municipality", "11002")
         commands.add_access_right(session, number, SERVICE)
+        session.add(Certificate(fingerprint=fingerprint, organisation_id=created.id, subject="CN=test"))
         session.commit()
-        return created.id, number
+        return created.id, number, fingerprint
+
+
+def official_status(session: Session, fingerprint: str, insz: str, service: str, purpose: str,
+                    on: date) -> tuple[bool, bool]:
+    """(registered, granted) as the request path's one-statement authorisation read sees them."""
+    facts = caller_facts(session, fingerprint, insz, service, purpose, on)
+    assert facts is not None
+    return facts.official_registered, facts.granted
 
 
 def official(sessions: sessionmaker[Session], number: str, seq: int, **grant: object) -> str:
@@ -55,54 +65,56 @@ def test_schema_is_at_head_and_upgrade_is_idempotent(migrated: sessionmaker[Sess
             "seen_messages", "alembic_version"} <= tables
 
 
-def test_official_with_current_grant_is_granted(migrated: sessionmaker[Session], org: tuple[int, str]) -> None:
+def test_official_with_current_grant_is_granted(migrated: sessionmaker[Session], org: tuple[int, str, str]) -> None:
     insz = official(migrated, org[1], 1, valid_from=date(2026, 1, 1))
     with migrated() as session:
-        assert official_status(session, org[0], insz, SERVICE, PURPOSE, TODAY) == (True, True)
+        assert official_status(session, org[2], insz, SERVICE, PURPOSE, TODAY) == (True, True)
 
 
-def test_expired_grant_does_not_count(migrated: sessionmaker[Session], org: tuple[int, str]) -> None:
+def test_expired_grant_does_not_count(migrated: sessionmaker[Session], org: tuple[int, str, str]) -> None:
     insz = official(migrated, org[1], 2, valid_from=date(2025, 1, 1), valid_until=date(2026, 5, 31))
     with migrated() as session:
-        assert official_status(session, org[0], insz, SERVICE, PURPOSE, TODAY) == (True, False)
-        assert official_status(session, org[0], insz, SERVICE, PURPOSE, date(2026, 5, 31)) == (True, True)
+        assert official_status(session, org[2], insz, SERVICE, PURPOSE, TODAY) == (True, False)
+        assert official_status(session, org[2], insz, SERVICE, PURPOSE, date(2026, 5, 31)) == (True, True)
 
 
-def test_grant_for_another_purpose_does_not_count(migrated: sessionmaker[Session], org: tuple[int, str]) -> None:
+def test_grant_for_another_purpose_does_not_count(migrated: sessionmaker[Session], org: tuple[int, str, str]) -> None:
     insz = official(migrated, org[1], 3, purpose="SOCIAL_INVESTIGATION")
     with migrated() as session:
-        assert official_status(session, org[0], insz, SERVICE, PURPOSE, TODAY) == (True, False)
+        assert official_status(session, org[2], insz, SERVICE, PURPOSE, TODAY) == (True, False)
 
 
-def test_inactive_official_is_not_registered(migrated: sessionmaker[Session], org: tuple[int, str]) -> None:
+def test_inactive_official_is_not_registered(migrated: sessionmaker[Session], org: tuple[int, str, str]) -> None:
     insz = official(migrated, org[1], 4, valid_from=date(2026, 1, 1))
     with migrated() as session:
         row = session.execute(select(Official).where(Official.organisation_id == org[0],
                                                      Official.insz == insz)).scalar_one()
         row.active = False
         session.commit()
-        assert official_status(session, org[0], insz, SERVICE, PURPOSE, TODAY) == (False, False)
+        assert official_status(session, org[2], insz, SERVICE, PURPOSE, TODAY) == (False, False)
 
 
 def test_official_of_another_organisation_is_not_registered(migrated: sessionmaker[Session],
-                                                            org: tuple[int, str]) -> None:
+                                                            org: tuple[int, str, str]) -> None:
     insz = official(migrated, org[1], 5, valid_from=date(2026, 1, 1))
     with migrated() as session:
         other = commands.add_organisation(session, enterprise_number(10_000_000 + uuid.uuid4().int % 9_000_000),
                                           "Andere gemeente", "municipality", "11004")
+        other_fingerprint = uuid.uuid4().hex * 2
+        session.add(Certificate(fingerprint=other_fingerprint, organisation_id=other.id, subject="CN=other"))
         session.commit()
-        assert official_status(session, other.id, insz, SERVICE, PURPOSE, TODAY) == (False, False)
+        assert official_status(session, other_fingerprint, insz, SERVICE, PURPOSE, TODAY) == (False, False)
 
 
 def test_grant_outside_the_organisations_access_rights_is_refused(migrated: sessionmaker[Session],
-                                                                  org: tuple[int, str]) -> None:
+                                                                  org: tuple[int, str, str]) -> None:
     insz = official(migrated, org[1], 6)
     with migrated() as session, pytest.raises(ValueError, match="no access right"):
         commands.add_grant(session, org[1], insz, "SomeOtherService", PURPOSE)
 
 
 def test_invalid_identifiers_are_refused_by_the_commands(migrated: sessionmaker[Session],
-                                                         org: tuple[int, str]) -> None:
+                                                         org: tuple[int, str, str]) -> None:
     with migrated() as session:
         with pytest.raises(ValueError):
             commands.add_organisation(session, "0123456789", "Bad", "municipality")
@@ -113,6 +125,15 @@ def test_invalid_identifiers_are_refused_by_the_commands(migrated: sessionmaker[
 def test_unknown_certificate_has_no_organisation(migrated: sessionmaker[Session]) -> None:
     with migrated() as session:
         assert organisation_by_certificate(session, "0" * 64) is None
+        assert caller_facts(session, "0" * 64, "85073003328", SERVICE, PURPOSE, TODAY) is None
+
+
+def test_access_right_is_read_with_the_caller(migrated: sessionmaker[Session], org: tuple[int, str, str]) -> None:
+    with migrated() as session:
+        facts = caller_facts(session, org[2], "85073003328", SERVICE, PURPOSE, TODAY)
+        other = caller_facts(session, org[2], "85073003328", "NotGranted", PURPOSE, TODAY)
+    assert facts is not None and facts.access_right and facts.organisation.enterprise_number == org[1]
+    assert other is not None and not other.access_right
 
 
 def test_replay_memory_refuses_a_key_seen_before(migrated: sessionmaker[Session]) -> None:
