@@ -45,6 +45,7 @@ class PeerClient:
     def __init__(self, key: SigningKey, trust: TrustStore, limits: EnvelopeLimits, timeout: float = 30.0) -> None:
         self.key, self.trust, self.limits, self.timeout = key, trust, limits, timeout
         self.http = requests.Session()
+        self.http.trust_env = False  # peers are reached directly (and reading the environment per call is slow)
         self.http.mount("http://", HTTPAdapter(pool_maxsize=32))
         self.http.mount("https://", HTTPAdapter(pool_maxsize=32))
 
