@@ -91,7 +91,9 @@ def cmd_access_add(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_backend_add(args: argparse.Namespace, settings: Settings) -> int:
     with _sessions(settings)() as session:
-        commands.add_backend(session, args.service, args.name, args.url, Path(args.cert).read_bytes(), args.timeout)
+        commands.add_backend(session, args.service, args.name, args.url, Path(args.cert).read_bytes(), args.timeout,
+                             priority=args.priority, weight=args.weight, security=args.security,
+                             idempotent=args.idempotent)
         session.commit()
     return 0
 
@@ -330,7 +332,13 @@ def parser() -> argparse.ArgumentParser:
     backend_add.add_argument("--name", required=True)
     backend_add.add_argument("--url", required=True)
     backend_add.add_argument("--cert", required=True, help="PEM certificate the backend signs with")
-    backend_add.add_argument("--timeout", type=float, default=5.0)
+    backend_add.add_argument("--timeout", type=float, default=5.0, help="seconds for the whole answer")
+    backend_add.add_argument("--priority", type=int, default=0, help="lower is tried first (failover order)")
+    backend_add.add_argument("--weight", type=int, default=1, help="share of calls within one priority")
+    backend_add.add_argument("--security", choices=["x509", "none"], default="x509",
+                             help="x509: signed both ways (default); none: plain SOAP on a trusted network")
+    backend_add.add_argument("--idempotent", nargs="*", default=[], metavar="OPERATION",
+                             help="operations safe to retry and to send to the next endpoint")
     backend_add.set_defaults(func=cmd_backend_add)
 
     service = sub.add_parser("service", help="the services repository").add_subparsers(dest="service_command",
