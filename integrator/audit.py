@@ -59,6 +59,7 @@ class AuditDraft:
     came_from_ticket: str | None = None
     forwarded_to: str | None = None
     forwarded_tickets: str | None = None
+    request_signature_digest: bytes | None = None  # not stored: binds the answer (or fault) to the request
 
 
 def write_audit(session: Session, draft: AuditDraft, answered_at: datetime, response_digest: str) -> None:

@@ -193,9 +193,11 @@ class PeerRefused(KruispuntFault):
     CODE = "Server.Federation.PeerRefused"
     HTTP_STATUS = 502
 
-    def __init__(self, reason: str, *, source: str, remote_code: str, remote_status: int) -> None:
+    def __init__(self, reason: str, *, source: str, remote_code: str, remote_status: int,
+                 tickets: tuple[str, ...] = ()) -> None:
         super().__init__(reason, source=source)
         self.remote_code = remote_code
+        self.tickets = tickets  # the peer's ticket, then those of the integrators behind it
         self.HTTP_STATUS = remote_status if 400 <= remote_status < 600 else 502
 
     @property

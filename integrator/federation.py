@@ -91,7 +91,8 @@ class PeerClient:
             code = detail.findtext(q(KP, "Code")) if detail is not None else None
             reason = detail.findtext(q(KP, "Reason")) if detail is not None else payload.findtext("faultstring")
             raise PeerRefused(f"{reason} (integrator {peer.name}, ticket {ticket})", source=peer.name,
-                              remote_code=code or "Server.Internal", remote_status=reply.status_code)
+                              remote_code=code or "Server.Internal", remote_status=reply.status_code,
+                              tickets=(ticket, *upstream))
         return PeerAnswer(payload, ticket, upstream)
 
 
@@ -147,6 +148,9 @@ def sync_peer(client: PeerClient, sessions: sessionmaker[Session], peer: PeerVie
         head = int(answer.payload.findtext(f"{{{FD}}}Head") or 0)
         items = [_remote(node) for node in answer.payload.iterfind(f"{{{FD}}}Change")]
         if not items:
+            with sessions() as session:
+                apply_page(session, peer, [], cursor)  # nothing new: still a successful sync (clears last_error)
+                session.commit()
             break
         cursor = items[-1].seq
         with sessions() as session:

@@ -28,6 +28,7 @@ from integrator.faults import (
     KruispuntFault,
     OperationUnknown,
     PeerInvalidAnswer,
+    PeerRefused,
     ServiceRetired,
     UnsignedContent,
 )
@@ -85,33 +86,33 @@ class Pipeline:
         received = datetime.now(UTC)
         unread = declared_length > len(data)  # refused on its declared length alone: the body was never read
         draft = AuditDraft(new_ticket(received), received, "unread" if unread else hashlib.sha256(data).hexdigest())
-        verified: Verified | None = None
         clock = StageClock()
         try:
-            verified, answer, notice = self._serve(path, data, max(declared_length, len(data)), draft, received,
-                                                   clock, base_url)
+            answer, notice = self._serve(path, data, max(declared_length, len(data)), draft, received, clock,
+                                         base_url)
             body = signed_answer(self.signing_key, answer.payload, ticket=draft.ticket, received=received,
-                                 message_id=draft.message_id, request_digest=verified.signature_digest,
+                                 message_id=draft.message_id, request_digest=draft.request_signature_digest,
                                  deprecation=notice, upstream_tickets=answer.upstream_tickets)
             status = 200
         except KruispuntFault as fault:
-            status, body = self._refusal(fault, draft, received, verified)
+            status, body = self._refusal(fault, draft, received)
         except Exception:
             log.exception("unexpected error, ticket %s", draft.ticket)
-            status, body = self._refusal(InternalError(), draft, received, verified)
+            status, body = self._refusal(InternalError(), draft, received)
         clock.mark("answer")
         reply = self._audited(draft, status, body)
         clock.mark("audit")
         return Reply(reply.status, reply.body, reply.ticket, clock.server_timing())
 
     def _serve(self, path: str, data: bytes, length: int, draft: AuditDraft, now: datetime,
-               clock: StageClock, base_url: str) -> tuple[Verified, Answer, dict[str, Any] | None]:
+               clock: StageClock, base_url: str) -> tuple[Answer, dict[str, Any] | None]:
         route = self.routes.resolve(path)
         draft.service = route.key
         check_size(length, self.settings.limits)
         envelope = parse_envelope(data, self.settings.limits)
         clock.mark("envelope")
         verified = verify_envelope(envelope, self.trust, self.settings.security, now)
+        draft.request_signature_digest = verified.signature_digest  # from here on, even a fault is bound to it
         clock.mark("security")
         draft.certificate = fingerprint(verified.certificate)
         header = self._caller_header(verified, envelope.header)
@@ -147,7 +148,7 @@ class Pipeline:
         notice = None
         if isinstance(route, RepositoryRoute) and route.status == "deprecated" and route.sunset is not None:
             notice = {"Sunset": route.sunset, "Successor": route.successor}
-        return verified, answer, notice
+        return answer, notice
 
     def _caller(self, session: Session, route: CodeRoute | RepositoryRoute, tag: str, header: dict[str, str],
                 verified: Verified, draft: AuditDraft, now: datetime) -> tuple[Caller, tuple[str, ...]]:
@@ -192,8 +193,12 @@ class Pipeline:
         draft.forwarded_to = peer.name
         vouched = Forwarded(caller.organisation.enterprise_number, caller.official, caller.purpose,
                             caller.message_id, draft.ticket, (*via, self.settings.enterprise_number))
-        answer = forward(self.peer_client, peer, f"/soap/{route.name}/v{route.major}", payload,
-                         operation.soap_action, vouched)
+        try:
+            answer = forward(self.peer_client, peer, f"/soap/{route.name}/v{route.major}", payload,
+                             operation.soap_action, vouched)
+        except PeerRefused as refused:
+            draft.forwarded_tickets = " ".join(refused.tickets) or None
+            raise
         tickets = (answer.ticket, *answer.upstream)
         draft.forwarded_tickets = " ".join(tickets)
         return Answer(answer.payload, detail=f"forwarded to {peer.name}", upstream_tickets=tickets)
@@ -238,12 +243,12 @@ class Pipeline:
             )
         return self.common.check(signed)
 
-    def _refusal(self, fault: KruispuntFault, draft: AuditDraft, received: datetime,
-                 verified: Verified | None) -> tuple[int, bytes]:
+    def _refusal(self, fault: KruispuntFault, draft: AuditDraft, received: datetime) -> tuple[int, bytes]:
         draft.outcome, draft.fault_code, draft.detail = "FAULT", fault.code, fault.reason
         body = signed_answer(self.signing_key, fault_payload(fault, draft.ticket), ticket=draft.ticket,
                              received=received, message_id=draft.message_id,
-                             request_digest=verified.signature_digest if verified else None)
+                             request_digest=draft.request_signature_digest,
+                             upstream_tickets=tuple((draft.forwarded_tickets or "").split()))
         return fault.HTTP_STATUS, body
 
     def _audited(self, draft: AuditDraft, status: int, body: bytes) -> Reply:
