@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,7 +32,8 @@ class Caller:
 
 
 def authorise(
-    session: Session, fingerprint: str, header: dict[str, str], service: str, now: datetime
+    session: Session, fingerprint: str, header: dict[str, str], service: str, now: datetime,
+    on_organisation: Callable[[str], None] | None = None,
 ) -> Caller:
     """Refuse unless the certificate's organisation employs the official with a grant for service + purpose."""
     official, purpose = header["Official"], header["Purpose"]
@@ -42,6 +44,8 @@ def authorise(
             "ask the integrator's service desk to register it."
         )
     organisation = facts.organisation
+    if on_organisation is not None:  # known before any refusal below, so the audit record names it
+        on_organisation(organisation.enterprise_number)
     claimed = header.get("Organisation")
     if claimed and claimed != organisation.enterprise_number:
         raise OrganisationMismatch(

@@ -54,30 +54,35 @@ class CircuitBreaker:
         return view
 
     def allow(self, backend_id: int) -> bool:
-        """Closed: yes. Open and cooling down: no. Open and cooled down: one caller wins the half-open trial."""
+        """Closed: yes. Open and cooling down: no. Cooled down: one caller wins the half-open trial, on a lease
+        of one cool-down, so a trial whose worker died never blocks the backend for ever."""
         state = self._states().get(backend_id)
         if state is None or state[0] == "closed":
             return True
         now = datetime.now(UTC)
-        if state[0] == "open" and state[2] is not None and state[2] > now:
+        if state[2] is not None and state[2] > now:
             return False
         with self.sessions() as session:
             claimed = session.execute(
-                update(Circuit).where(Circuit.backend_id == backend_id, Circuit.state == "open",
-                                      Circuit.opened_until <= now).values(state="half-open")
+                update(Circuit).where(Circuit.backend_id == backend_id, Circuit.state != "closed",
+                                      Circuit.opened_until <= now)
+                .values(state="half-open", opened_until=now + self.policy.cooldown)
             ).rowcount
             session.commit()
         self._forget()
         return bool(claimed)
 
     def success(self, backend_id: int) -> None:
-        if backend_id not in self._states():
-            return
+        """Reset the count: consecutive failures only. One statement that usually changes nothing (not read from
+        the cached view, which may not yet show a failure another worker just counted)."""
         with self.sessions() as session:
-            session.execute(update(Circuit).where(Circuit.backend_id == backend_id)
-                            .values(state="closed", failures=0, opened_until=None, last_error=None))
+            changed = session.execute(
+                update(Circuit).where(Circuit.backend_id == backend_id,
+                                      (Circuit.state != "closed") | (Circuit.failures > 0))
+                .values(state="closed", failures=0, opened_until=None, last_error=None)).rowcount
             session.commit()
-        self._forget()
+        if changed:
+            self._forget()
 
     def failure(self, backend_id: int, error: str) -> None:
         now = datetime.now(UTC)

@@ -196,6 +196,10 @@ class Dispatcher:
                                                    source=name)
                     chunks.append(chunk)
                 return reply.status_code, b"".join(chunks)
+        except requests.ConnectTimeout:
+            unsent = BackendUnavailable(f"Source {name} could not be connected to within {limit:g} s.", source=name)
+            unsent.request_sent = False  # the request never left: another endpoint may have it
+            raise unsent from None
         except requests.Timeout:
             raise timeout from None
         except requests.RequestException as exc:

@@ -121,13 +121,13 @@ class Pipeline:
         payload = verified.payload
         if payload is None:
             raise OperationUnknown("The signed Body is empty; it must hold one request element.")
-        if isinstance(route, RepositoryRoute) and route.status == "retired":
-            successor = f"; use {route.successor} instead" if route.successor else ""
-            raise ServiceRetired(f"{route.name} {route.version} is retired{successor}.")
         operation = route.operation(payload.tag)
         if operation is None:
             raise OperationUnknown(f"{payload.tag} is not an operation of {route.key}; see its WSDL.")
         draft.operation = operation.name
+        if isinstance(route, RepositoryRoute) and route.status == "retired":
+            successor = f"; use {route.successor} instead" if route.successor else ""
+            raise ServiceRetired(f"{route.name} {route.version} is retired{successor}.")
         with self.sessions() as session:
             remember(session, keys, verified.expires + self.settings.security.clock_skew, now)
             clock.mark("replay")
@@ -167,7 +167,8 @@ class Pipeline:
             peer, organisation = authorise_peer(session, draft.certificate or "")
             draft.came_from = peer.name
             return Caller(organisation, header["Official"], header["Purpose"], header["MessageId"]), ()
-        return authorise(session, draft.certificate or "", header, route.name, now), ()
+        return authorise(session, draft.certificate or "", header, route.name, now,
+                         on_organisation=lambda number: setattr(draft, "organisation", number)), ()
 
     def _invoke(self, route: CodeRoute | RepositoryRoute, operation: OperationContract, payload: etree._Element,
                 request: dict[str, Any], caller: Caller, draft: AuditDraft, now: datetime, base_url: str,

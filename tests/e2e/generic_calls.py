@@ -141,12 +141,9 @@ class SignedAnswer:
     header: etree._Element  # kp:Answer
 
 
-def integrator_answer(stack, reply: requests.Response, request: bytes) -> SignedAnswer:  # type: ignore[no-untyped-def]
-    """The answer, after checking it is signed by the integrator, with a signed kp:Answer that carries the ticket
-    of the X-Kruispunt-Ticket header and binds the answer to the request's signature."""
-    if reply.status_code != 200:
-        seen = fault_of(reply)
-        raise AssertionError(f"expected an answer, got HTTP {seen.http_status} {seen.code}: {seen.reason}")
+def signed_by_integrator(stack, reply: requests.Response) -> tuple[str, etree._Element, etree._Element]:  # type: ignore[no-untyped-def]
+    """The ticket, the signed kp:Answer header and the Body's element of an answer or a fault, after checking it is
+    signed by the integrator and its kp:Answer carries the ticket of the X-Kruispunt-Ticket header."""
     envelope = parse_envelope(reply.content, EnvelopeLimits(max_bytes=16 * 1024 * 1024))
     verified = verify_envelope(envelope, trust_store(stack), SecurityPolicy(), datetime.now(UTC))
     integrator_cert = load_trust_anchors([stack.settings.pki_dir / "integrator.crt"])[0]
@@ -155,12 +152,21 @@ def integrator_answer(stack, reply: requests.Response, request: bytes) -> Signed
     assert header is not None, "the answer carries no signed kp:Answer header"
     ticket = header.findtext(q(KP, "Ticket")) or ""
     assert ticket and ticket == reply.headers["X-Kruispunt-Ticket"]
+    assert verified.payload is not None
+    return ticket, header, verified.payload
+
+
+def integrator_answer(stack, reply: requests.Response, request: bytes) -> SignedAnswer:  # type: ignore[no-untyped-def]
+    """The answer, signed by the integrator (see signed_by_integrator) and bound to the request's signature."""
+    if reply.status_code != 200:
+        seen = fault_of(reply)
+        raise AssertionError(f"expected an answer, got HTTP {seen.http_status} {seen.code}: {seen.reason}")
+    ticket, header, payload = signed_by_integrator(stack, reply)
     sent = etree.fromstring(request).find(f".//{q(DS, 'SignatureValue')}")
     assert sent is not None
     digest = base64.b64encode(hashlib.sha256(base64.b64decode(sent.text or "")).digest()).decode()
     assert header.findtext(q(KP, "RequestSignatureDigest")) == digest
-    assert verified.payload is not None
-    return SignedAnswer(ticket, verified.payload, header)
+    return SignedAnswer(ticket, payload, header)
 
 
 def trust_store(stack) -> TrustStore:  # type: ignore[no-untyped-def]
