@@ -179,7 +179,7 @@ def cmd_peer_sync(args: argparse.Namespace, settings: Settings) -> int:
     pki = settings.pki_dir
     client = PeerClient(SigningKey.from_identity(Identity("integrator", pki / "integrator.crt",
                                                           pki / "integrator.key")),
-                        TrustStore.from_files(settings.trust_anchor_paths, settings.crl_path), settings.limits)
+                        TrustStore.from_files(settings.trust_anchor_paths, settings.crl_path), settings.peer_limits)
     status = 0
     for peer in peers:
         with tqdm(desc=f"sync {peer.name}", unit="change", disable=args.quiet, file=sys.stderr) as bar:

@@ -32,6 +32,12 @@ class Settings:
     enterprise_number: str = "0200000043"  # this integrator's own organisation
     operator_insz: str = "85073003328"  # the official named in this integrator's own calls (federation sync)
     max_hops: int = 3  # a forwarded request passes through at most this many integrators
+    peer_answer_max_bytes: int = 64 * 1024 * 1024  # a peer's answer (a change-feed page) may be this large
+
+    @property
+    def peer_limits(self) -> EnvelopeLimits:
+        """What this integrator accepts from its peers: pages of the change feed are larger than requests."""
+        return EnvelopeLimits(max_bytes=self.peer_answer_max_bytes, max_depth=self.limits.max_depth)
 
     @property
     def pki_dir(self) -> Path:
@@ -59,6 +65,7 @@ class Settings:
             enterprise_number=env.get("KRUISPUNT_ENTERPRISE_NUMBER", "0200000043"),
             operator_insz=env.get("KRUISPUNT_OPERATOR_INSZ", "85073003328"),
             max_hops=int(env.get("KRUISPUNT_MAX_HOPS", "3")),
+            peer_answer_max_bytes=int(env.get("KRUISPUNT_PEER_ANSWER_MAX_BYTES", str(64 * 1024 * 1024))),
             circuit=CircuitPolicy(
                 threshold=int(env.get("KRUISPUNT_CIRCUIT_THRESHOLD", "3")),
                 cooldown=timedelta(seconds=float(env.get("KRUISPUNT_CIRCUIT_COOLDOWN_SECONDS", "30"))),

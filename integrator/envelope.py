@@ -48,7 +48,7 @@ def _parser() -> etree.XMLParser:
 def check_size(length: int, limits: EnvelopeLimits) -> None:
     if length > limits.max_bytes:
         raise EnvelopeTooLarge(
-            f"The request is {length} bytes; the integrator accepts at most {limits.max_bytes} bytes."
+            f"The message is {length} bytes; at most {limits.max_bytes} bytes are accepted."
         )
 
 

@@ -30,6 +30,7 @@ FD = "urn:kruispunt:Federation:v1"
 FEDERATION_PATH = "/soap/Federation/v1"
 SYNC_PURPOSE = "FEDERATION_SYNC"
 PAGE = 500
+PAGE_BYTES = 8 * 1024 * 1024  # documents per page, before base64 (a peer accepts 64 MiB answers by default)
 
 
 @dataclass(frozen=True)

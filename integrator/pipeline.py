@@ -80,7 +80,7 @@ class Pipeline:
         self.signing_key = signing_key
         self.trust = trust
         self.dispatcher = dispatcher
-        self.peer_client = peer_client or PeerClient(signing_key, trust, settings.limits)
+        self.peer_client = peer_client or PeerClient(signing_key, trust, settings.peer_limits)
 
     def handle(self, path: str, data: bytes, declared_length: int = 0, base_url: str = "") -> Reply:
         received = datetime.now(UTC)

@@ -111,6 +111,7 @@ class Routes:
         self._routes: dict[str, tuple[float, RepositoryRoute | None]] = {}
         self._contracts: dict[tuple[int, int], tuple[Contract, dict[str, OperationContract]]] = {}
         self._lock = threading.Lock()
+        self._compiling = threading.Lock()  # one compile at a time: a thread never reads a half-written file
 
     def resolve(self, path: str) -> CodeRoute | RepositoryRoute:
         route = self.code.get(path) or self._repository(path)
@@ -140,7 +141,11 @@ class Routes:
             with self._lock:
                 cached = self._contracts.get(compiled_key)
             if cached is None:
-                cached = self._compile(session, version, compiled_key)
+                with self._compiling:
+                    with self._lock:
+                        cached = self._contracts.get(compiled_key)
+                    if cached is None:
+                        cached = self._compile(session, version, compiled_key)
             contract, operations = cached
             return RepositoryRoute(version.name, version.major, version.minor, version.status, version.sunset,
                                    version.successor, version.origin, version.origin_peer_id, version.federated,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from repository.compatibility import BreakingChange, breaking_changes
@@ -20,6 +20,7 @@ TRANSITIONS = {
     "retired": set(),
 }
 CALLABLE = ("active", "deprecated")
+FEED_LOCK = 0x6B70_6665  # "kpfe": the PostgreSQL advisory lock that orders the change feed
 
 
 class RegistrationRefused(ValueError):
@@ -78,6 +79,10 @@ def document_listing(session: Session, version_ids: list[int]) -> dict[int, tupl
 def record_change(session: Session, version: ServiceVersion, kind: str, now: datetime | None = None) -> int:
     """Append to the change feed and stamp the version with its sequence number."""
     now = now or datetime.now(UTC)
+    if session.get_bind().dialect.name == "postgresql":
+        # sequence numbers must be handed out in commit order, or a peer whose cursor passed a number still
+        # uncommitted would never see that change: writers of the feed take turns until they commit
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FEED_LOCK})
     change = Change(version_id=version.id, kind=kind, at=now)
     session.add(change)
     session.flush()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrator.federation import FD, PAGE, change_entry
+from integrator.federation import FD, PAGE, PAGE_BYTES, change_entry
 from integrator.service import CallContext, HandlerResult, Operation, ServiceDefinition
 from repository.registry import changes_since
 
@@ -15,7 +15,12 @@ def get_changes(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
     limit = min(int(request.get("Limit") or PAGE), 1000)
     with ctx.sessions() as session:
         items, head = changes_since(session, int(request["Cursor"]), limit)
-        changes = [change_entry(item, ctx.integrator_name) for item in items]
+    changes, size = [], 0
+    for item in items:  # a page also stops at PAGE_BYTES of documents (always at least one change)
+        size += sum(len(content) for content in item.docs.files.values())
+        if changes and size > PAGE_BYTES:
+            break
+        changes.append(change_entry(item, ctx.integrator_name))
     return HandlerResult({"Head": head, "Change": changes},
                          detail=f"{len(changes)} change(s) after {request['Cursor']} of {head}")
 

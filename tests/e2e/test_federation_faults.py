@@ -475,3 +475,17 @@ def test_a_version_withdrawn_from_federation_is_retired_downstream(federation) -
     assert refused.reason == f"{name} 1.0 is retired."
     record = audit_record(regional.sessions, refused.ticket)
     assert (record.outcome, record.fault_code, record.forwarded_to) == ("FAULT", "Client.Service.Retired", None)
+
+
+def test_a_sync_larger_than_a_request_is_paged_and_applied_at_the_default_limits(federation) -> None:
+    """80 versions with their documents are more than the 1 MiB a request may be: the feed pages still arrive."""
+    synced(federation.social, "federal")  # catch up first
+    names = [unique_service("Bulk") for _ in range(80)]
+    for name in names:
+        register_at_federal(federation, name)
+    result = synced(federation.social, "federal")
+    assert result.applied == 80 and result.cursor == result.head
+    with federation.social.sessions() as session:
+        arrived = session.execute(select(func.count()).select_from(ServiceVersion)
+                                  .where(ServiceVersion.name.in_(names))).scalar_one()
+    assert arrived == 80

@@ -1,0 +1,675 @@
+#!/usr/bin/env python3
+"""What does a generic pass-through call cost, next to calling the same backend directly?
+
+One run, side by side on the same machine (see bench/README.md, "bench/passthrough.py"):
+
+  (D) direct: client -> the health-insurance reference backend (gunicorn -w 1 -k gthread --threads 4, as
+      `kruispunt run` starts it), each request a get_statuses envelope signed with the integrator's key exactly as
+      integrator/dispatch.py Dispatcher.exchange signs it (Body + Timestamp); the backend verifies it and signs its
+      answer (kp:InResponseTo);
+  (P) pass-through: client -> integrator (gunicorn -c gunicorn.conf.py) -> the same backend process: a get_statuses
+      request to POST /soap/StatusSource/v1 signed by Gemeente Kruisdorp (Body, Timestamp, kp:Caller); the
+      integrator parses, verifies, refuses replays, checks the XSD, authorises the official's grant, signs the Body
+      towards the backend, verifies and XSD-checks its answer, signs its own answer and writes the audit record.
+
+Same load generator (wrk with bench/pool.lua, else the Python one), same connections, same backend process; every
+request pool is signed before the timed part. The measured time is split into --rounds alternating slices (D P, then
+P D, ...) so that drift in the machine's other load hits both alike; then one unloaded slice of each at one
+connection. Run from the project root:  .venv/bin/python bench/passthrough.py [--duration 20] [--connections 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import math
+import multiprocessing
+import os
+import platform
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+PROJECT = BENCH.parent
+RESULTS = BENCH / "results"
+for _path in (PROJECT, BENCH):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from lookup import (  # noqa: E402  (bench/lookup.py: processes, load generators, CPU accounting, stage table)
+    HEADERS,
+    PROFILE_CATEGORIES,
+    CpuMeter,
+    Interrupted,
+    LoadGenerator,
+    Processes,
+    _category,
+    _child_signals,
+    _children,
+    _frame,
+    _on_signal,
+    _stop_group,
+    audit_outcomes,
+    connections_per_worker,
+    free_port,
+    gunicorn_settings,
+    prepare_stack,
+    run_python,
+    run_wrk,
+    server_env,
+    stage_table,
+    summarise,
+    wait_for,
+)
+
+SS = "urn:kruispunt:backends:StatusSource:v1"
+PASS_PATH = "/soap/StatusSource/v1"
+EXPECT = "get_statusesResponse"  # HTTP 200 and the backend's answer element (a fault never carries it)
+LABELS = {"direct": "(D) direct signed call of the backend", "pass": "(P) generic pass-through via integrator"}
+
+
+# --- signing --------------------------------------------------------------------------------------------------
+_KEYS: dict[str, Any] = {}
+
+
+def _signer_init(paths: dict[str, tuple[str, str]]) -> None:
+    _child_signals()
+    from integrator.pki import Identity
+    from integrator.wssec.sign import SigningKey
+
+    for label, (cert, key) in paths.items():
+        _KEYS[label] = SigningKey.from_identity(Identity(label, Path(cert), Path(key)))
+
+
+def signed_request(kind: str, official: str, insz: str, on: str, key: Any) -> tuple[bytes, bytes]:
+    """(envelope bytes, SHA-256 of its SignatureValue). kind "pass": as tests/e2e/test_federation.py StatusRequest
+    (kp:Caller signed too); kind "direct": as Dispatcher.exchange (Body + Timestamp, the integrator's key)."""
+    from lxml import etree
+
+    from integrator.contract import build
+    from integrator.namespaces import KP, q
+    from integrator.wssec.sign import new_envelope, sign_envelope, signature_digest
+    from services.demo import PURPOSE_TAX
+
+    root, header, body = new_envelope()
+    body.append(build(f"{{{SS}}}get_statuses", {"insz": insz, "reference_date": on}))
+    if kind == "pass":
+        caller = build(q(KP, "Caller"), {"Official": official, "Purpose": PURPOSE_TAX, "MessageId": str(uuid.uuid4())})
+        header.append(caller)
+        sign_envelope(root, key, headers=[caller], now=datetime.now(UTC))
+    else:
+        sign_envelope(root, key, now=datetime.now(UTC))
+    return etree.tostring(root), signature_digest(root)
+
+
+def _signed(spec: tuple[str, str, str, str]) -> bytes:
+    kind, official, insz, on = spec
+    return signed_request(kind, official, insz, on, _KEYS["org" if kind == "pass" else "integrator"])[0]
+
+
+class Signer:
+    """A pool of processes that sign requests of both kinds (the persons in turn, today's date)."""
+
+    def __init__(self, keys: dict[str, tuple[Path, Path]], processes: int) -> None:
+        from services.backends.persons import PERSONS
+        from services.demo import OFFICIALS
+
+        self.persons = [p.insz for p in PERSONS]
+        self.official = OFFICIALS[0].insz  # An Verhoeven, Kruisdorp: granted StatusSource for PURPOSE_TAX
+        self.pool = multiprocessing.get_context("fork").Pool(
+            processes, initializer=_signer_init,
+            initargs=({k: (str(c), str(p)) for k, (c, p) in keys.items()},))
+        self.processes = processes
+
+    def sign(self, kind: str, count: int) -> tuple[list[bytes], float]:
+        on = date.today().isoformat()
+        specs = [(kind, self.official, self.persons[i % len(self.persons)], on) for i in range(count)]
+        began = time.perf_counter()
+        bodies = self.pool.map(_signed, specs, chunksize=max(1, min(64, count // (4 * self.processes) or 1)))
+        return bodies, time.perf_counter() - began
+
+    def close(self) -> None:
+        self.pool.terminate()
+        self.pool.join()
+
+
+# --- the stack ------------------------------------------------------------------------------------------------
+class Stack:
+    def __init__(self, args: argparse.Namespace, procs: Processes, work: Path) -> None:
+        from services.backends.status_source import SOURCES
+
+        self.args, self.procs = args, procs
+        self.gconf = gunicorn_settings(args)
+        self.settings, ports, self.database_url = prepare_stack(args, work / "var")
+        self.source = SOURCES[0]  # StatusSource/v1's backend (services/demo.py _generic_demo)
+        self.backend_port = ports[self.source.name]
+        self.port = free_port()
+        env = server_env(args, self.gconf, KRUISPUNT_VAR=str(self.settings.var_dir),
+                         KRUISPUNT_DATABASE_URL=self.database_url)
+        self.backend = procs.start(f"backend-{self.source.name}", [
+            sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{self.backend_port}", "-w", str(args.backend_workers),
+            "-k", "gthread", "--threads", str(args.backend_threads), "services.backends.wsgi:create_app()"],
+            dict(env, KRUISPUNT_BACKEND=self.source.name))
+        extra = shlex.split(args.integrator_gunicorn_args or "")
+        self.integrator = procs.start("integrator", [sys.executable, "-m", "gunicorn", "-c", self.gconf["config"],
+                                                     *extra, "integrator.wsgi:create_app()"],
+                                      dict(env, KRUISPUNT_BIND=f"127.0.0.1:{self.port}"))
+        wait_for(f"http://127.0.0.1:{self.backend_port}/?wsdl", self.backend, procs, f"backend-{self.source.name}")
+        wait_for(f"http://127.0.0.1:{self.port}/health/ready", self.integrator, procs, "integrator")
+        self.urls = {"direct": f"http://127.0.0.1:{self.backend_port}/", "pass": f"http://127.0.0.1:{self.port}{PASS_PATH}"}
+
+    def keys(self) -> dict[str, tuple[Path, Path]]:
+        from services.demo import KRUISDORP
+
+        pki = self.settings.pki_dir
+        org = f"org-{KRUISDORP.enterprise_number}"
+        return {"org": (pki / f"{org}.crt", pki / f"{org}.key"),
+                "integrator": (pki / "integrator.crt", pki / "integrator.key")}
+
+
+def sanity(stack: Stack) -> dict[str, Any]:
+    """One request of each kind, answers checked as their receivers would: the pass-through answer signed by the
+    integrator and bound to our request (kp:Answer), the direct one by the backend (kp:InResponseTo); both carry
+    the same get_statusesResponse."""
+    from lxml import etree
+
+    from integrator.envelope import EnvelopeLimits, parse_envelope
+    from integrator.namespaces import KP, q
+    from integrator.pki import Identity, fingerprint
+    from integrator.wssec.sign import SigningKey
+    from integrator.wssec.trust import TrustStore
+    from integrator.wssec.verify import SecurityPolicy, verify_envelope
+    from services.backends.persons import PERSONS
+    from services.demo import OFFICIALS
+
+    trust = TrustStore.from_files(stack.settings.trust_anchor_paths, stack.settings.crl_path)
+    keys = {k: SigningKey.from_identity(Identity(k, c, p)) for k, (c, p) in stack.keys().items()}
+    pki = stack.settings.pki_dir
+    signers = {"pass": fingerprint(Identity("i", pki / "integrator.crt", pki / "integrator.key").load_cert()),
+               "direct": fingerprint(Identity("b", pki / f"backend-{stack.source.name}.crt",
+                                              pki / f"backend-{stack.source.name}.key").load_cert())}
+    person = PERSONS[0].insz  # holds INCREASED_REIMBURSEMENT at the health-insurance source
+    payloads: dict[str, bytes] = {}
+    out: dict[str, Any] = {}
+    for kind in ("direct", "pass"):
+        data, digest = signed_request(kind, OFFICIALS[0].insz, person, date.today().isoformat(),
+                                      keys["org" if kind == "pass" else "integrator"])
+        status, body, timing = _post(stack.urls[kind], data)
+        if status != 200:
+            raise RuntimeError(f"{LABELS[kind]}: HTTP {status}\n{body[:1500].decode(errors='replace')}")
+        verified = verify_envelope(parse_envelope(body, EnvelopeLimits(max_bytes=10_000_000)), trust, SecurityPolicy(),
+                                   datetime.now(UTC))
+        if fingerprint(verified.certificate) != signers[kind]:
+            raise RuntimeError(f"{LABELS[kind]}: the answer is signed by an unexpected certificate")
+        wanted = base64.b64encode(digest).decode()
+        if kind == "pass":
+            answer = verified.headers.get(q(KP, "Answer"))
+            bound = answer is not None and answer.findtext(q(KP, "RequestSignatureDigest")) == wanted
+        else:
+            binding = verified.headers.get(q(KP, "InResponseTo"))
+            bound = binding is not None and (binding.text or "").strip() == wanted
+        if not bound or verified.payload is None or verified.payload.tag != f"{{{SS}}}get_statusesResponse":
+            raise RuntimeError(f"{LABELS[kind]}: the answer is not bound to the request or not a get_statusesResponse")
+        payloads[kind] = etree.tostring(verified.payload, method="c14n", exclusive=True)
+        out[kind] = {"bytes_out": len(data), "bytes_in": len(body), "server_timing": timing,
+                     "codes": sorted(c.text or "" for c in verified.payload.iter(f"{{{SS}}}code"))}
+    if payloads["direct"] != payloads["pass"]:
+        raise RuntimeError("the pass-through answer's payload differs from the backend's own answer:\n"
+                           f"{payloads['direct'][:600]!r}\n{payloads['pass'][:600]!r}")
+    out["same_payload"] = True
+    return out
+
+
+def _post(url: str, data: bytes) -> tuple[int, bytes, str]:
+    parsed = urllib_parse(url)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+    try:
+        conn.request("POST", parsed.path or "/", data, HEADERS)
+        reply = conn.getresponse()
+        return reply.status, reply.read(), reply.getheader("Server-Timing") or ""
+    finally:
+        conn.close()
+
+
+def urllib_parse(url: str) -> Any:
+    from urllib.parse import urlparse
+
+    return urlparse(url)
+
+
+# --- load -----------------------------------------------------------------------------------------------------
+def load_run(load: LoadGenerator, procs: Processes, work: Path, args: argparse.Namespace, url: str,
+             bodies: list[bytes], *, unique: bool, duration: float, connections: int, name: str) -> dict[str, Any]:
+    """The same generator for both kinds, at the given number of connections."""
+    if load.wrk:
+        return run_wrk(url, bodies, unique=unique, expect=EXPECT, connections=connections, duration=duration,
+                       threads=max(1, min(args.wrk_threads, connections)), procs=procs, work=work, name=name)
+    return run_python(url, bodies, unique=unique, expect=EXPECT, connections=connections, duration=duration,
+                      processes=min(args.client_processes, connections))
+
+
+def warm_up(stack: Stack, signer: Signer, args: argparse.Namespace, load: LoadGenerator, procs: Processes,
+            work: Path, warnings: list[str]) -> dict[str, float]:
+    """Warm both paths (every worker, the integrator's route and contract caches, keep-alive pools) and learn the
+    pass-through rate, which sizes its pools (its requests are single-use: the integrator refuses replays)."""
+    rates = {}
+    bodies, _ = signer.sign("direct", args.direct_pool)
+    print(f"(D) warming up {args.warmup:g} s", flush=True)
+    warm = load_run(load, procs, work, args, stack.urls["direct"], bodies, unique=False, duration=args.warmup,
+                    connections=args.connections, name="d-warmup")
+    if warm["bad"] or not warm["good"]:
+        raise RuntimeError(f"direct warm-up failed: {warm['good']} good, {warm['bad']} bad {warm['statuses']}; "
+                           f"first bad answer:\n{warm['first_bad']}")
+    rates["direct"] = warm["requests"] / warm["seconds"]
+    bodies, seconds = signer.sign("pass", args.warmup_pool)
+    print(f"(P) warming up: {len(bodies)} requests (signed in {seconds:.1f} s) with the Python client", flush=True)
+    began = time.time()
+    warm = run_python(stack.urls["pass"], bodies, unique=True, expect=EXPECT, connections=args.connections,
+                      duration=None, limit=len(bodies), processes=args.client_processes)
+    if not warm["good"] or warm["bad"] > 0.05 * warm["requests"]:
+        raise RuntimeError(f"pass-through warm-up failed: {warm['good']} good, {warm['bad']} bad "
+                           f"{warm['statuses']}; first bad answer:\n{warm['first_bad']}")
+    if warm["bad"]:  # not measured, but reported: the first calls of a repository route race (bench/README.md)
+        warnings.append(f"(P) warm-up: {warm['bad']} of {warm['requests']} answers were not good "
+                        f"{warm['statuses']}; first: {(warm['first_bad'] or '')[:300]}")
+        print(f"warning: {warnings[-1]}", flush=True)
+    rates["pass"] = warm["requests"] / max(1e-3, time.time() - began - 0.5)
+    return rates
+
+
+def measure(kind: str, stack: Stack, signer: Signer, args: argparse.Namespace, load: LoadGenerator,
+            procs: Processes, work: Path, rate: float, duration: float, connections: int, name: str) -> dict[str, Any]:
+    """One measured slice: the pool signed right before, CPU of both servers read from /proc around it."""
+    if kind == "pass":
+        size = max(args.min_pool, math.ceil(rate * duration * args.pool_factor) + 4 * connections)
+    else:
+        size = args.direct_pool
+    bodies, sign_seconds = signer.sign(kind, size)
+    spread: dict[str, int] = {}
+    with CpuMeter({"integrator": [stack.integrator.pid], "backend": [stack.backend.pid]}) as cpu:
+        if kind == "pass" and connections > 1:
+            workers = {str(pid): 0 for pid in _children(stack.integrator.pid)}
+            sampler = _sampler(min(3.0, duration / 2), lambda: spread.update({**workers,
+                                                                             **connections_per_worker(stack.port)}))
+        else:
+            sampler = None
+        try:
+            result = load_run(load, procs, work, args, stack.urls[kind], bodies, unique=kind == "pass",
+                              duration=duration, connections=connections, name=name)
+        finally:
+            if sampler is not None:
+                sampler.cancel()
+    result = summarise(result, cpu)
+    result.update(kind=kind, pool=size, pool_sign_seconds=sign_seconds, connections=connections)
+    if spread:
+        result["connections_per_worker"] = spread
+    return result
+
+
+def _sampler(delay: float, action: Any) -> Any:
+    import threading
+
+    timer = threading.Timer(delay, action)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def combine(slices: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rounds of one kind together: pooled counts and throughput, latency percentiles as the mean of the
+    rounds' (percentiles do not add up), CPU per request pooled, Server-Timing sums pooled."""
+    requests = sum(s["requests"] for s in slices)
+    seconds = sum(s["seconds"] for s in slices)
+    cpu: Counter[str] = Counter()
+    stage_sum: Counter[str] = Counter()
+    order: list[str] = []
+    for s in slices:
+        cpu.update(s.get("cpu_seconds") or {})
+        stage_sum.update(s.get("stage_sum_ms") or {})
+        order = s.get("stage_order") or order
+    out = {
+        "rounds": len(slices), "requests": requests, "seconds": seconds,
+        "good": sum(s["good"] for s in slices), "bad": sum(s["bad"] for s in slices),
+        "throughput_rps": requests / seconds if seconds else math.nan,
+        "latency_ms": {k: statistics.fmean(s["latency_ms"][k] for s in slices) for k in ("p50", "p90", "p99", "mean")},
+        "latency_ms_per_round": [s["latency_ms"] for s in slices],
+        "throughput_per_round": [s["throughput_rps"] for s in slices],
+        "cpu_ms_per_request": {k: v * 1e3 / max(1, requests) for k, v in cpu.items()},
+        "other_load_cores": statistics.fmean(s.get("other_load_cores", math.nan) for s in slices),
+        "machine_busy": statistics.fmean(s.get("machine_busy", math.nan) for s in slices),
+        "timed": sum(s.get("timed", 0) for s in slices), "stage_sum_ms": dict(stage_sum), "stage_order": order,
+        "exhausted": any(s.get("exhausted") for s in slices),
+        "socket_errors": sum(sum((s.get("socket_errors") or {}).values()) for s in slices),
+        "statuses": dict(sum((Counter(s.get("statuses") or {}) for s in slices), Counter())),
+        "first_bad": next((s.get("first_bad") for s in slices if s.get("first_bad")), None),
+    }
+    out["stage_breakdown"] = stage_table(out)
+    return out
+
+
+# --- profile --------------------------------------------------------------------------------------------------
+def profile(stack: Stack, signer: Signer, args: argparse.Namespace, load: LoadGenerator, procs: Processes,
+            work: Path, rate: float) -> dict[str, Any]:
+    """py-spy record --gil on the integrator's workers and the backend during an extra, unmeasured pass-through
+    run (as bench/lookup.py --profile)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        return {"error": "py-spy not installed (.venv/bin/pip install py-spy)"}
+    seconds = max(5.0, args.profile)
+    bodies, _ = signer.sign("pass", max(args.min_pool, math.ceil(rate * (seconds + 2) * args.pool_factor)))
+    targets = {"integrator": _children(stack.integrator.pid), "backend": _children(stack.backend.pid)}
+    spies = []
+    for label, pids in targets.items():
+        for pid in pids:
+            out = work / f"pyspy-pass-{label}-{pid}.txt"
+            spies.append((label, out, subprocess.Popen(
+                [spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250", "--gil",
+                 "--format", "raw", "--nonblocking", "--output", str(out)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)))
+    print(f"(P) profiling with py-spy for {seconds:g} s (unmeasured)", flush=True)
+    time.sleep(0.5)
+    load_run(load, procs, work, args, stack.urls["pass"], bodies, unique=True, duration=seconds,
+             connections=args.connections, name="p-profile")
+    found: dict[str, Any] = {}
+    for label in targets:
+        own: Counter[str] = Counter()
+        categories: Counter[str] = Counter()
+        total = 0
+        for _, out, process in (s for s in spies if s[0] == label):
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                _stop_group([process], 1)
+            if not out.exists():
+                continue
+            shutil.copy(out, RESULTS / out.name)
+            for line in out.read_text(errors="replace").splitlines():
+                stack_text, _, count = line.rpartition(" ")
+                if not count.isdigit():
+                    continue
+                frames = [_frame(f) for f in stack_text.split(";") if not f.startswith(("process ", "thread "))]
+                if frames:
+                    total += int(count)
+                    own[frames[-1]] += int(count)
+                    categories[_category(frames)] += int(count)
+        found[label] = {"samples": total,
+                        "categories": [(c, n / total) for c, n in categories.most_common(14)] if total else [],
+                        "self": [(f, n / total) for f, n in own.most_common(14)] if total else []}
+    found["categories_known"] = [name for name, _ in PROFILE_CATEGORIES]
+    return found
+
+
+# --- report ---------------------------------------------------------------------------------------------------
+def report(run: dict[str, Any]) -> str:
+    d, p = run["loaded"]["direct"], run["loaded"]["pass"]
+    g = run["gunicorn"]
+    extra = f" {run['integrator_gunicorn_args']}" if run["integrator_gunicorn_args"] else ""
+    lines = [
+        f"kruispunt pass-through benchmark  {run['started']}  {run['cores']} cores  python {run['python']}",
+        f"integrator: gunicorn.conf.py{extra}"
+        f", {g['workers']} workers x {g['worker_class']} x {g['threads']} threads; backend "
+        f"{run['backend']['name']}: {run['backend']['workers']} worker x gthread x {run['backend']['threads']} threads "
+        f"(the same process for D and P); database {run['database']}",
+        f"load generator (both): {run['load_generator']}; {run['connections']} connections; {run['rounds']} "
+        f"alternating rounds of {run['slice']:g} s per kind after {run['warmup']:g} s warm-up each",
+        f"sanity: one request of each kind checked end to end (signer, binding to the request, payload): the "
+        f"pass-through answer's payload is byte-identical (exclusive c14n) to the backend's own; request "
+        f"{run['sanity']['direct']['bytes_out']} / {run['sanity']['pass']['bytes_out']} bytes, answer "
+        f"{run['sanity']['direct']['bytes_in']} / {run['sanity']['pass']['bytes_in']} bytes (D / P)",
+        "",
+        f"{'':42}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}  {'good/sent':>13}  {'CPU ms/call':>28}",
+    ]
+
+    def cpu_text(r: dict[str, Any]) -> str:
+        c = r.get("cpu_ms_per_request") or {}
+        return (f"integrator {c.get('integrator', 0):5.2f} + backend {c.get('backend', 0):5.2f}"
+                if c else "")
+
+    for kind, r in (("direct", d), ("pass", p)):
+        lat = r["latency_ms"]
+        lines.append(f"{LABELS[kind]:42}{r['throughput_rps']:9.1f}{lat['p50']:9.1f}{lat['p99']:9.1f}"
+                     f"{lat['mean']:9.1f}  {r['good']:>6}/{r['requests']:<6}  {cpu_text(r)}")
+        if r["rounds"] > 1:
+            lines.append(f"{'   per round req/s':42}" + "  ".join(f"{x:.1f}" for x in r["throughput_per_round"])
+                         + "   p50 " + "  ".join(f"{x['p50']:.1f}" for x in r["latency_ms_per_round"])
+                         + "   p99 " + "  ".join(f"{x['p99']:.1f}" for x in r["latency_ms_per_round"]))
+    unloaded = run.get("unloaded") or {}
+    for kind in ("direct", "pass"):
+        r = unloaded.get(kind)
+        if r:
+            lat = r["latency_ms"]
+            lines.append(f"{LABELS[kind][:3] + ' at 1 connection (unloaded)':42}{r['throughput_rps']:9.1f}"
+                         f"{lat['p50']:9.1f}{lat['p99']:9.1f}{lat['mean']:9.1f}  {r['good']:>6}/{r['requests']:<6}  "
+                         f"{cpu_text(r)}")
+    dc = (d.get("cpu_ms_per_request") or {})
+    pc = (p.get("cpu_ms_per_request") or {})
+    d_cpu = dc.get("backend", 0.0) + dc.get("integrator", 0.0)
+    p_cpu = pc.get("backend", 0.0) + pc.get("integrator", 0.0)
+    lines += [
+        "",
+        f"ratio P/D throughput                 {p['throughput_rps'] / d['throughput_rps']:.3f}   (D is "
+        f"{d['throughput_rps'] / p['throughput_rps']:.1f}x P)",
+        f"ratio P/D latency at {run['connections']} connections   p50 "
+        f"{p['latency_ms']['p50'] / d['latency_ms']['p50']:.2f}   p99 "
+        f"{p['latency_ms']['p99'] / d['latency_ms']['p99']:.2f}",
+    ]
+    if unloaded.get("direct") and unloaded.get("pass"):
+        ud, up = unloaded["direct"]["latency_ms"], unloaded["pass"]["latency_ms"]
+        lines.append(f"unloaded (1 connection)              p50 {up['p50']:.1f} ms vs {ud['p50']:.1f} ms: ratio "
+                     f"{up['p50'] / ud['p50']:.2f}, the pass-through adds {up['p50'] - ud['p50']:.1f} ms")
+    if d_cpu and p_cpu:
+        lines.append(f"CPU per call (servers, /proc)        P {p_cpu:.2f} ms vs D {d_cpu:.2f} ms: ratio "
+                     f"{p_cpu / d_cpu:.2f}; the integrator's share of P {pc.get('integrator', 0) / p_cpu:.0%}; "
+                     "CPU-bound ceilings on "
+                     f"{run['cores']} cores: P {run['cores'] * 1e3 / p_cpu:.0f}/s, D {run['cores'] * 1e3 / d_cpu:.0f}/s"
+                     " (D: one backend worker, so at most one core's worth of Python)")
+    lines.append(f"machine busy: D {d['machine_busy']:.0%}, P {p['machine_busy']:.0%}; cores kept busy by other "
+                 f"processes meanwhile: D {d['other_load_cores']:.2f}, P {p['other_load_cores']:.2f}")
+    stages = p.get("stage_breakdown") or {}
+    if stages:
+        lines += ["", f"where a pass-through call's time goes in the integrator: Server-Timing of all "
+                      f"{stages['responses']} measured (P) responses", f"  {'stage':10}{'mean ms':>10}{'share':>8}"]
+        for name, s in stages["stages"].items():
+            lines.append(f"  {name:10}{s['mean_ms']:10.2f}{s['share']:8.1%}")
+        lines.append(f"  {'total':10}{stages['total_ms']:10.2f}{1:8.0%}   (client-side mean latency "
+                     f"{p['latency_ms']['mean']:.2f} ms: {p['latency_ms']['mean'] - stages['total_ms']:.2f} ms outside "
+                     "the pipeline: waiting for a worker thread, HTTP, WSGI)")
+        handle = stages["stages"].get("handle")
+        if handle:
+            lines.append(f"  'handle' is the backend call as the integrator makes it (sign, HTTP, backend, verify): "
+                         f"{handle['mean_ms']:.2f} ms, against {d['latency_ms']['mean']:.2f} ms mean for (D) at the "
+                         f"same connection count")
+        unloaded_stages = (unloaded.get("pass") or {}).get("stage_breakdown") or {}
+        if unloaded_stages:
+            lines.append("  unloaded (1 connection): " + ", ".join(
+                f"{n} {s['mean_ms']:.2f}" for n, s in unloaded_stages["stages"].items())
+                + f" = {unloaded_stages['total_ms']:.2f} ms")
+    spread = p.get("connections_per_worker")
+    if spread:
+        lines.append(f"  client connections per integrator worker (sampled): "
+                     f"{', '.join(f'{k}: {v}' for k, v in sorted(spread.items()))}")
+    if run.get("audit"):
+        lines.append(f"audit records at the integrator (incl. warm-up): {run['audit']}")
+    for warning in run.get("warnings") or []:
+        lines += ["", f"warning (not measured): {warning}"]
+    problems = run["problems"]
+    lines += ["", "RESULT: " + ("INVALID\n  " + "\n  ".join(problems) if problems else
+                                "valid: every measured response was HTTP 200 carrying a get_statusesResponse")]
+    prof = run.get("profile") or {}
+    for label in ("integrator", "backend"):
+        r = prof.get(label)
+        if not r or not r.get("samples"):
+            continue
+        lines += ["", f"py-spy --gil, {label} (pass-through), {r['samples']} samples: by category"]
+        lines += [f"  {share:6.1%}  {name}" for name, share in r["categories"]]
+        lines += [f"py-spy --gil, {label}: top own time"]
+        lines += [f"  {share:6.1%}  {frame}" for frame, share in r["self"][:10]]
+    return "\n".join(lines)
+
+
+def problems_of(run: dict[str, Any]) -> list[str]:
+    found = []
+    for group in ("loaded", "unloaded"):
+        for kind, r in (run.get(group) or {}).items():
+            tag = f"{group} {LABELS[kind][:3]}"
+            if r["bad"]:
+                found.append(f"{tag}: {r['bad']} responses were not good {r['statuses']}; first:\n"
+                             f"{(r.get('first_bad') or '')[:600]}")
+            errors = r.get("socket_errors") or 0
+            if isinstance(errors, dict):
+                errors = sum(errors.values())
+            if errors:
+                found.append(f"{tag}: {errors} socket errors {r['socket_errors']}")
+            if r.get("exhausted"):
+                found.append(f"{tag}: the request pool ran out; raise --pool-factor")
+    return found
+
+
+# --- main -----------------------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--duration", type=float, default=20.0, help="seconds measured per kind, split over --rounds")
+    p.add_argument("--rounds", type=int, default=2, help="alternating slices per kind (D P, P D, ...)")
+    p.add_argument("--warmup", type=float, default=5.0, help="seconds of direct warm-up (pass-through: a pool)")
+    p.add_argument("--unloaded", type=float, default=5.0, help="seconds per kind at 1 connection (0: skip)")
+    p.add_argument("--connections", type=int, default=16, help="concurrent connections, both kinds")
+    p.add_argument("--workers", type=int, default=None, help="integrator gunicorn workers (gunicorn.conf.py's)")
+    p.add_argument("--threads", type=int, default=None, help="integrator gthread threads (gunicorn.conf.py's)")
+    p.add_argument("--integrator-gunicorn-args", default="", metavar="ARGS",
+                   help="extra gunicorn command-line options for the integrator, to A/B a setting without editing "
+                        "gunicorn.conf.py, e.g. \"--worker-connections 8\"")
+    p.add_argument("--backend-workers", type=int, default=1, help="backend gunicorn workers (kruispunt run: 1)")
+    p.add_argument("--backend-threads", type=int, default=4, help="backend gthread threads (kruispunt run: 4)")
+    p.add_argument("--database-url", default=None,
+                   help="an existing database for the integrator (e.g. postgresql://...); default: fresh SQLite")
+    p.add_argument("--access-log", action="store_true", help="keep gunicorn's access log on (default: off)")
+    p.add_argument("--install", action="store_true", help="apt-get install -y wrk if it is missing")
+    p.add_argument("--python-client", action="store_true", help="use the Python load generator even if wrk exists")
+    p.add_argument("--wrk-threads", type=int, default=1, help="wrk -t")
+    p.add_argument("--client-processes", type=int, default=2, help="processes of the Python load generator")
+    p.add_argument("--sign-processes", type=int, default=os.cpu_count() or 1, help="processes signing the pools")
+    p.add_argument("--warmup-pool", type=int, default=500, help="pass-through requests sent to warm up")
+    p.add_argument("--direct-pool", type=int, default=1000,
+                   help="signed direct requests, cycled (the backend keeps no replay memory; the integrator does, "
+                        "so pass-through requests are single-use)")
+    p.add_argument("--pool-factor", type=float, default=3.0, help="pass-through pool = warm-up rate x slice x this")
+    p.add_argument("--min-pool", type=int, default=300, help="smallest pass-through pool")
+    p.add_argument("--profile", type=float, default=0.0, metavar="SECONDS",
+                   help="after the measurement, py-spy the integrator and the backend under pass-through load")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, PKI, database)")
+    p.add_argument("--output", type=Path, default=None,
+                   help="JSON file (default: bench/results/passthrough-<time>.json)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _on_signal)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="kruispunt-bench-pass-"))
+    (work / "logs").mkdir()
+    procs = Processes(work / "logs")
+    started = datetime.now(UTC)
+    signer: Signer | None = None
+    code = 1
+    try:
+        load = LoadGenerator(args, procs, work)
+        print(f"work dir {work}; load generator: {load.name}", flush=True)
+        stack = Stack(args, procs, work)
+        signer = Signer(stack.keys(), args.sign_processes)
+        checked = sanity(stack)
+        print(f"sanity: both answers verified; statuses {checked['pass']['codes']}", flush=True)
+        warnings: list[str] = []
+        rates = warm_up(stack, signer, args, load, procs, work, warnings)
+        print(f"warm-up rates: D {rates['direct']:.1f}/s, P {rates['pass']:.1f}/s", flush=True)
+        slice_seconds = args.duration / max(1, args.rounds)
+        slices: dict[str, list[dict[str, Any]]] = {"direct": [], "pass": []}
+        for round_no in range(args.rounds):
+            order = ("direct", "pass") if round_no % 2 == 0 else ("pass", "direct")
+            for kind in order:
+                print(f"round {round_no + 1}/{args.rounds}: {LABELS[kind]}, {slice_seconds:g} s at "
+                      f"{args.connections} connections", flush=True)
+                slices[kind].append(measure(kind, stack, signer, args, load, procs, work, rates[kind], slice_seconds,
+                                            args.connections, f"{kind}-{round_no}"))
+        unloaded = {}
+        if args.unloaded > 0:
+            for kind in ("direct", "pass"):
+                print(f"unloaded: {LABELS[kind]}, {args.unloaded:g} s at 1 connection", flush=True)
+                r = measure(kind, stack, signer, args, load, procs, work, rates[kind], args.unloaded, 1,
+                            f"{kind}-unloaded")
+                r["stage_breakdown"] = stage_table(r)
+                unloaded[kind] = r
+        run: dict[str, Any] = {
+            "started": started.isoformat(timespec="seconds"), "cores": os.cpu_count(),
+            "python": platform.python_version(), "gunicorn": stack.gconf,
+            "backend": {"name": stack.source.name, "workers": args.backend_workers, "threads": args.backend_threads},
+            "database": stack.database_url.split("@")[-1] if "@" in stack.database_url else
+            stack.database_url.split(":")[0], "load_generator": load.name, "connections": args.connections,
+            "integrator_gunicorn_args": args.integrator_gunicorn_args,
+            "rounds": args.rounds, "slice": slice_seconds, "warmup": args.warmup, "warmup_rates": rates,
+            "sanity": checked, "warnings": warnings, "loaded": {k: combine(v) for k, v in slices.items()},
+            "slices": slices, "unloaded": unloaded,
+        }
+        run["loaded"]["pass"]["connections_per_worker"] = next(
+            (s["connections_per_worker"] for s in slices["pass"] if s.get("connections_per_worker")), {})
+        try:
+            run["audit"] = audit_outcomes(stack.database_url)
+        except Exception as exc:  # informative only
+            run["audit"] = {"error": str(exc)}
+        if args.profile:
+            run["profile"] = profile(stack, signer, args, load, procs, work, rates["pass"])
+        run["problems"] = problems_of(run)
+        run["derived"] = {
+            "ratio_pass_over_direct_throughput": run["loaded"]["pass"]["throughput_rps"]
+            / run["loaded"]["direct"]["throughput_rps"],
+            "ratio_pass_over_direct_p50": run["loaded"]["pass"]["latency_ms"]["p50"]
+            / run["loaded"]["direct"]["latency_ms"]["p50"],
+            "ratio_pass_over_direct_p99": run["loaded"]["pass"]["latency_ms"]["p99"]
+            / run["loaded"]["direct"]["latency_ms"]["p99"],
+        }
+        print("\n" + report(run))
+        output = args.output or RESULTS / f"passthrough-{started:%Y%m%d-%H%M%S}.json"
+        output.write_text(json.dumps(run, indent=2, default=str))
+        print(f"\nJSON: {output}")
+        code = 0 if not run["problems"] else 2
+    except (KeyboardInterrupt, Interrupted) as exc:
+        print(f"\ninterrupted ({str(exc) or 'Ctrl-C'}); stopping everything", file=sys.stderr)
+        code = 130
+    except Exception as exc:
+        import traceback
+
+        traceback.print_exc()
+        print(f"\nbenchmark failed: {exc}\nlogs: {work / 'logs'}", file=sys.stderr)
+        args.keep = True
+        code = 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if signer is not None:
+            signer.close()
+        procs.stop_all()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if args.keep:
+            print(f"kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
