@@ -132,7 +132,7 @@ def make_side(name: str, number: str, network_pki: Path, var_dir: Path, database
                PYTHONUNBUFFERED="1")
     env.pop("KRUISPUNT_BIND", None)
     if max_bytes:
-        env["KRUISPUNT_MAX_REQUEST_BYTES"] = str(max_bytes)
+        env["KRUISPUNT_PEER_ANSWER_MAX_BYTES"] = str(max_bytes)
     commands.db_upgrade(Settings.from_env(env))
     return Side(name, number, var_dir, database_url, port, identity, env)
 
@@ -317,7 +317,7 @@ class Target:
         self.settings = Settings.from_env(side.env)
         self.engine = make_engine(side.database_url)
         self.sessions = session_factory(self.engine)
-        limits = EnvelopeLimits(max_bytes=max_bytes) if max_bytes else self.settings.limits
+        limits = EnvelopeLimits(max_bytes=max_bytes) if max_bytes else self.settings.peer_limits
         self.client = PeerClient(SigningKey.from_identity(side.identity),
                                  TrustStore.from_files(self.settings.trust_anchor_paths, self.settings.crl_path),
                                  limits)
@@ -646,17 +646,16 @@ def probe_defaults(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     """One GetChanges page at the product's defaults (PAGE items, the default envelope limit), unapplied: does
     the first page of a large repository fit?"""
     from integrator.contract import build
-    from integrator.envelope import EnvelopeLimits
     from integrator.federation import FD, FEDERATION_PATH, PAGE, SYNC_PURPOSE
     from integrator.namespaces import KP, q
 
     limits = target.client.limits
-    target.client.limits = EnvelopeLimits()
+    target.client.limits = target.settings.peer_limits
     target.meter.reset()
     request = build(f"{{{FD}}}GetChangesRequest", {"Cursor": 0, "Limit": PAGE})
     caller = build(q(KP, "Caller"), {"Official": target.settings.operator_insz, "Purpose": SYNC_PURPOSE,
                                      "MessageId": str(uuid.uuid4())})
-    out: dict[str, Any] = {"page": PAGE, "max_bytes": EnvelopeLimits().max_bytes}
+    out: dict[str, Any] = {"page": PAGE, "max_bytes": target.settings.peer_limits.max_bytes}
     try:
         answer = target.client.call(target.peer(), FEDERATION_PATH, request, [caller], f"{FD}:GetChanges")
         out.update(ok=True, items=len(answer.payload.findall(f"{{{FD}}}Change")))
@@ -680,10 +679,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--per-name", type=int, default=5, help="minor versions per service name (1.0, 1.1, ...)")
     p.add_argument("--changed", type=int, default=100, help="versions moved active -> deprecated before (ii)")
     p.add_argument("--page", type=int, default=PAGE, help="sync_peer's page size (GetChanges Limit, at most 1000)")
-    p.add_argument("--max-bytes", type=int, default=16 * 1024 * 1024,
-                   help="the target's envelope limit for peer answers (KRUISPUNT_MAX_REQUEST_BYTES; product default "
-                        "1048576 refuses a 500-version page: see the probe line and bench/README.md); 0: the "
-                        "product's default")
+    p.add_argument("--max-bytes", type=int, default=0,
+                   help="the target's limit for peer answers; 0: the product's default "
+                        "(KRUISPUNT_PEER_ANSWER_MAX_BYTES, 64 MiB; a feed page carries at most 8 MiB of documents)")
     p.add_argument("--database-url-source", default=None,
                    help="PostgreSQL server for the source (a fresh database is created there and dropped after), "
                         "e.g. postgresql://postgres@127.0.0.1:5432/postgres; default: a fresh SQLite file")
@@ -721,13 +719,12 @@ def main(argv: list[str] | None = None) -> int:
 
         from integrator import commands
         from integrator.config import Settings
-        from integrator.envelope import EnvelopeLimits
         from services.demo import enterprise_number
 
         conf = runpy.run_path(str(PROJECT / "gunicorn.conf.py"))
         network = Settings.from_env({"KRUISPUNT_VAR": str(work / "network")})
         commands.pki_init(network, [], [])
-        max_bytes = args.max_bytes or EnvelopeLimits().max_bytes
+        max_bytes = args.max_bytes or network.peer_answer_max_bytes
         with fresh_database(args.database_url_source, work / "source.db", "source", args.keep) as source_url, \
                 fresh_database(args.database_url_target, work / "target.db", "target", args.keep) as target_url:
             print(f"work dir {work}; source {describe_url(source_url)}, target {describe_url(target_url)}",
