@@ -1,0 +1,26 @@
+"""`kruispunt`: a thin command line over integrator.commands, one module per area."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from integrator.cli import admin, demo, federation, repository
+from integrator.config import Settings
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="kruispunt", description="SOAP/XML service integrator")
+    sub = top.add_subparsers(dest="command", required=True)
+    for area in (admin, repository, federation, demo):
+        area.register(sub)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args, Settings.from_env()))
+    except (LookupError, ValueError) as exc:
+        print(f"kruispunt: {exc}", file=sys.stderr)
+        return 1

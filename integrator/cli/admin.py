@@ -1,0 +1,135 @@
+"""kruispunt db, pki, org, official, grant, access, backend: the administration of one integrator."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+from pathlib import Path
+
+from integrator import commands
+from integrator.cli.common import sessions
+from integrator.config import Settings
+from services import demo
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    commands.db_upgrade(settings, args.revision)
+    print(f"database at revision {args.revision}: {settings.database_url}")
+    return 0
+
+
+def cmd_pki_init(args: argparse.Namespace, settings: Settings) -> int:
+    pki = demo.pki_init(settings, force=args.force)
+    print(f"demo PKI in {settings.pki_dir} (CA {pki.ca.cert_path})")
+    return 0
+
+
+def cmd_pki_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    commands.revoke(settings, Path(args.cert))
+    print(f"revoked {args.cert}; CRL {settings.crl_path}")
+    return 0
+
+
+def cmd_org_add(args: argparse.Namespace, settings: Settings) -> int:
+    with sessions(settings)() as session:
+        commands.add_organisation(session, args.enterprise_number, args.name, args.kind, args.nis_code)
+        if args.cert:
+            commands.register_certificate(session, args.enterprise_number, Path(args.cert).read_bytes())
+        session.commit()
+    return 0
+
+
+def cmd_official_add(args: argparse.Namespace, settings: Settings) -> int:
+    with sessions(settings)() as session:
+        commands.add_official(session, args.org, args.insz, args.name)
+        session.commit()
+    return 0
+
+
+def cmd_grant_add(args: argparse.Namespace, settings: Settings) -> int:
+    with sessions(settings)() as session:
+        commands.add_grant(session, args.org, args.official, args.service, args.purpose,
+                           date.fromisoformat(args.valid_from) if args.valid_from else None,
+                           date.fromisoformat(args.valid_until) if args.valid_until else None)
+        session.commit()
+    return 0
+
+
+def cmd_access_add(args: argparse.Namespace, settings: Settings) -> int:
+    with sessions(settings)() as session:
+        commands.add_access_right(session, args.org, args.service)
+        session.commit()
+    return 0
+
+
+def cmd_backend_add(args: argparse.Namespace, settings: Settings) -> int:
+    with sessions(settings)() as session:
+        commands.add_backend(session, args.service, args.name, args.url, Path(args.cert).read_bytes(), args.timeout,
+                             priority=args.priority, weight=args.weight, security=args.security,
+                             idempotent=args.idempotent)
+        session.commit()
+    return 0
+
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    upgrade = db.add_parser("upgrade", help="create or migrate the schema (Alembic)")
+    upgrade.add_argument("revision", nargs="?", default="head")
+    upgrade.set_defaults(func=cmd_db_upgrade)
+
+    pki = sub.add_parser("pki", help="demo PKI").add_subparsers(dest="pki_command", required=True)
+    init = pki.add_parser("init", help="make the demo CA and certificates under var/pki")
+    init.add_argument("--force", action="store_true", help="replace an existing demo PKI")
+    init.set_defaults(func=cmd_pki_init)
+    revoke = pki.add_parser("revoke", help="put a certificate on the demo CRL")
+    revoke.add_argument("cert")
+    revoke.set_defaults(func=cmd_pki_revoke)
+
+    org = sub.add_parser("org", help="organisations").add_subparsers(dest="org_command", required=True)
+    org_add = org.add_parser("add", help="register or update an organisation")
+    org_add.add_argument("--enterprise-number", required=True)
+    org_add.add_argument("--name", required=True)
+    org_add.add_argument("--kind", required=True, choices=["municipality", "pcsw", "institution", "integrator"])
+    org_add.add_argument("--nis-code")
+    org_add.add_argument("--cert", help="PEM certificate to register to the organisation")
+    org_add.set_defaults(func=cmd_org_add)
+
+    official = sub.add_parser("official", help="officials").add_subparsers(dest="official_command", required=True)
+    official_add = official.add_parser("add", help="register an official of an organisation")
+    official_add.add_argument("--org", required=True, help="enterprise number")
+    official_add.add_argument("--insz", required=True)
+    official_add.add_argument("--name", required=True)
+    official_add.set_defaults(func=cmd_official_add)
+
+    grant = sub.add_parser("grant", help="grants").add_subparsers(dest="grant_command", required=True)
+    grant_add = grant.add_parser("add", help="grant an official a service for a purpose")
+    grant_add.add_argument("--org", required=True)
+    grant_add.add_argument("--official", required=True, help="INSZ of the official")
+    grant_add.add_argument("--service", required=True)
+    grant_add.add_argument("--purpose", required=True)
+    grant_add.add_argument("--valid-from")
+    grant_add.add_argument("--valid-until")
+    grant_add.set_defaults(func=cmd_grant_add)
+
+    access = sub.add_parser("access", help="organisation access rights").add_subparsers(dest="access_command",
+                                                                                         required=True)
+    access_add = access.add_parser("add", help="let an organisation use a service (grants must fall within)")
+    access_add.add_argument("--org", required=True, help="enterprise number")
+    access_add.add_argument("--service", required=True, help="service name, for example TaxExemptionStatus")
+    access_add.set_defaults(func=cmd_access_add)
+
+    backend = sub.add_parser("backend", help="backends").add_subparsers(dest="backend_command", required=True)
+    backend_add = backend.add_parser("add", help="register a backend for a service version")
+    backend_add.add_argument("--service", required=True, help="for example TaxExemptionStatus/v1")
+    backend_add.add_argument("--name", required=True)
+    backend_add.add_argument("--url", required=True)
+    backend_add.add_argument("--cert", required=True, help="PEM certificate the backend signs with")
+    backend_add.add_argument("--timeout", type=float, default=5.0, help="seconds for the whole answer")
+    backend_add.add_argument("--priority", type=int, default=0, help="lower is tried first (failover order)")
+    backend_add.add_argument("--weight", type=int, default=1, help="share of calls within one priority")
+    backend_add.add_argument("--security", choices=["x509", "none"], default="x509",
+                             help="x509: signed both ways (default); none: plain SOAP on a trusted network")
+    backend_add.add_argument("--idempotent", nargs="*", default=[], metavar="OPERATION",
+                             help="operations safe to retry and to send to the next endpoint")
+    backend_add.set_defaults(func=cmd_backend_add)
