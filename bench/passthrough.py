@@ -23,57 +23,52 @@ from __future__ import annotations
 import argparse
 import base64
 import http.client
-import json
 import math
-import multiprocessing
 import os
 import platform
 import shlex
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
-PROJECT = BENCH.parent
-RESULTS = BENCH / "results"
-for _path in (PROJECT, BENCH):
+for _path in (BENCH.parent, BENCH):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from lookup import (  # noqa: E402  (bench/lookup.py: processes, load generators, CPU accounting, stage table)
-    HEADERS,
-    PROFILE_CATEGORIES,
-    CpuMeter,
-    Interrupted,
-    LoadGenerator,
-    Processes,
-    _category,
-    _child_signals,
-    _children,
-    _frame,
-    _on_signal,
-    _stop_group,
-    audit_outcomes,
-    connections_per_worker,
-    free_port,
-    gunicorn_settings,
-    prepare_stack,
-    run_python,
-    run_wrk,
-    server_env,
+from cpu import CpuMeter  # noqa: E402  (bench/: the modules the benches share)
+from demo_stack import audit_outcomes, kruisdorp_key_files, prepare_stack  # noqa: E402
+from loadgen import HEADERS, LoadGenerator, add_options, run_python  # noqa: E402
+from profiling import PROFILE_CATEGORIES, PY_SPY_MISSING, PySpy, find_py_spy, profile_lines  # noqa: E402
+from report import (  # noqa: E402
+    describe_url,
+    load_header,
+    load_problems,
+    load_row,
+    result_line,
+    stage_lines,
     stage_table,
     summarise,
-    wait_for,
+    write_json,
 )
+from servers import (  # noqa: E402
+    ConnectionSpread,
+    Processes,
+    Run,
+    free_port,
+    gunicorn_settings,
+    run_bench,
+    server_env,
+    start_backend,
+    start_configured,
+    wait_for,
+    worker_pids,
+)
+from signing import KEYS, SignerPool, signed_envelope  # noqa: E402
 
 SS = "urn:kruispunt:backends:StatusSource:v1"
 PASS_PATH = "/soap/StatusSource/v1"
@@ -82,42 +77,22 @@ LABELS = {"direct": "(D) direct signed call of the backend", "pass": "(P) generi
 
 
 # --- signing --------------------------------------------------------------------------------------------------
-_KEYS: dict[str, Any] = {}
-
-
-def _signer_init(paths: dict[str, tuple[str, str]]) -> None:
-    _child_signals()
-    from integrator.pki import Identity
-    from integrator.wssec.sign import SigningKey
-
-    for label, (cert, key) in paths.items():
-        _KEYS[label] = SigningKey.from_identity(Identity(label, Path(cert), Path(key)))
-
-
 def signed_request(kind: str, official: str, insz: str, on: str, key: Any) -> tuple[bytes, bytes]:
     """(envelope bytes, SHA-256 of its SignatureValue). kind "pass": as tests/e2e/test_federation.py StatusRequest
     (kp:Caller signed too); kind "direct": as Dispatcher.exchange (Body + Timestamp, the integrator's key)."""
     from lxml import etree
 
     from integrator.contract import build
-    from integrator.namespaces import KP, q
-    from integrator.wssec.sign import new_envelope, sign_envelope, signature_digest
-    from services.demo import PURPOSE_TAX
+    from integrator.wssec.sign import signature_digest
 
-    root, header, body = new_envelope()
-    body.append(build(f"{{{SS}}}get_statuses", {"insz": insz, "reference_date": on}))
-    if kind == "pass":
-        caller = build(q(KP, "Caller"), {"Official": official, "Purpose": PURPOSE_TAX, "MessageId": str(uuid.uuid4())})
-        header.append(caller)
-        sign_envelope(root, key, headers=[caller], now=datetime.now(UTC))
-    else:
-        sign_envelope(root, key, now=datetime.now(UTC))
+    payload = build(f"{{{SS}}}get_statuses", {"insz": insz, "reference_date": on})
+    root = signed_envelope(payload, key, official if kind == "pass" else None)
     return etree.tostring(root), signature_digest(root)
 
 
 def _signed(spec: tuple[str, str, str, str]) -> bytes:
     kind, official, insz, on = spec
-    return signed_request(kind, official, insz, on, _KEYS["org" if kind == "pass" else "integrator"])[0]
+    return signed_request(kind, official, insz, on, KEYS["org" if kind == "pass" else "integrator"])[0]
 
 
 class Signer:
@@ -129,21 +104,17 @@ class Signer:
 
         self.persons = [p.insz for p in PERSONS]
         self.official = OFFICIALS[0].insz  # An Verhoeven, Kruisdorp: granted StatusSource for PURPOSE_TAX
-        self.pool = multiprocessing.get_context("fork").Pool(
-            processes, initializer=_signer_init,
-            initargs=({k: (str(c), str(p)) for k, (c, p) in keys.items()},))
-        self.processes = processes
+        self.pool = SignerPool(keys, processes)
 
     def sign(self, kind: str, count: int) -> tuple[list[bytes], float]:
         on = date.today().isoformat()
         specs = [(kind, self.official, self.persons[i % len(self.persons)], on) for i in range(count)]
         began = time.perf_counter()
-        bodies = self.pool.map(_signed, specs, chunksize=max(1, min(64, count // (4 * self.processes) or 1)))
+        bodies = self.pool.map(_signed, specs)
         return bodies, time.perf_counter() - began
 
     def close(self) -> None:
-        self.pool.terminate()
-        self.pool.join()
+        self.pool.close()
 
 
 # --- the stack ------------------------------------------------------------------------------------------------
@@ -159,24 +130,17 @@ class Stack:
         self.port = free_port()
         env = server_env(args, self.gconf, KRUISPUNT_VAR=str(self.settings.var_dir),
                          KRUISPUNT_DATABASE_URL=self.database_url)
-        self.backend = procs.start(f"backend-{self.source.name}", [
-            sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{self.backend_port}", "-w", str(args.backend_workers),
-            "-k", "gthread", "--threads", str(args.backend_threads), "services.backends.wsgi:create_app()"],
-            dict(env, KRUISPUNT_BACKEND=self.source.name))
-        extra = shlex.split(args.integrator_gunicorn_args or "")
-        self.integrator = procs.start("integrator", [sys.executable, "-m", "gunicorn", "-c", self.gconf["config"],
-                                                     *extra, "integrator.wsgi:create_app()"],
-                                      dict(env, KRUISPUNT_BIND=f"127.0.0.1:{self.port}"))
+        self.backend = start_backend(procs, self.source.name, self.backend_port, env, workers=args.backend_workers,
+                                     threads=args.backend_threads)
+        self.integrator = start_configured(procs, "integrator", self.port, env,
+                                           *shlex.split(args.integrator_gunicorn_args or ""))
         wait_for(f"http://127.0.0.1:{self.backend_port}/?wsdl", self.backend, procs, f"backend-{self.source.name}")
         wait_for(f"http://127.0.0.1:{self.port}/health/ready", self.integrator, procs, "integrator")
         self.urls = {"direct": f"http://127.0.0.1:{self.backend_port}/", "pass": f"http://127.0.0.1:{self.port}{PASS_PATH}"}
 
     def keys(self) -> dict[str, tuple[Path, Path]]:
-        from services.demo import KRUISDORP
-
         pki = self.settings.pki_dir
-        org = f"org-{KRUISDORP.enterprise_number}"
-        return {"org": (pki / f"{org}.crt", pki / f"{org}.key"),
+        return {"org": kruisdorp_key_files(pki),
                 "integrator": (pki / "integrator.crt", pki / "integrator.key")}
 
 
@@ -251,25 +215,14 @@ def urllib_parse(url: str) -> Any:
 
 
 # --- load -----------------------------------------------------------------------------------------------------
-def load_run(load: LoadGenerator, procs: Processes, work: Path, args: argparse.Namespace, url: str,
-             bodies: list[bytes], *, unique: bool, duration: float, connections: int, name: str) -> dict[str, Any]:
-    """The same generator for both kinds, at the given number of connections."""
-    if load.wrk:
-        return run_wrk(url, bodies, unique=unique, expect=EXPECT, connections=connections, duration=duration,
-                       threads=max(1, min(args.wrk_threads, connections)), procs=procs, work=work, name=name)
-    return run_python(url, bodies, unique=unique, expect=EXPECT, connections=connections, duration=duration,
-                      processes=min(args.client_processes, connections))
-
-
-def warm_up(stack: Stack, signer: Signer, args: argparse.Namespace, load: LoadGenerator, procs: Processes,
-            work: Path, warnings: list[str]) -> dict[str, float]:
+def warm_up(stack: Stack, signer: Signer, args: argparse.Namespace, load: LoadGenerator,
+            warnings: list[str]) -> dict[str, float]:
     """Warm both paths (every worker, the integrator's route and contract caches, keep-alive pools) and learn the
     pass-through rate, which sizes its pools (its requests are single-use: the integrator refuses replays)."""
     rates = {}
     bodies, _ = signer.sign("direct", args.direct_pool)
     print(f"(D) warming up {args.warmup:g} s", flush=True)
-    warm = load_run(load, procs, work, args, stack.urls["direct"], bodies, unique=False, duration=args.warmup,
-                    connections=args.connections, name="d-warmup")
+    warm = load.run(stack.urls["direct"], bodies, unique=False, expect=EXPECT, duration=args.warmup, name="d-warmup")
     if warm["bad"] or not warm["good"]:
         raise RuntimeError(f"direct warm-up failed: {warm['good']} good, {warm['bad']} bad {warm['statuses']}; "
                            f"first bad answer:\n{warm['first_bad']}")
@@ -291,41 +244,28 @@ def warm_up(stack: Stack, signer: Signer, args: argparse.Namespace, load: LoadGe
 
 
 def measure(kind: str, stack: Stack, signer: Signer, args: argparse.Namespace, load: LoadGenerator,
-            procs: Processes, work: Path, rate: float, duration: float, connections: int, name: str) -> dict[str, Any]:
+            rate: float, duration: float, connections: int, name: str) -> dict[str, Any]:
     """One measured slice: the pool signed right before, CPU of both servers read from /proc around it."""
     if kind == "pass":
         size = max(args.min_pool, math.ceil(rate * duration * args.pool_factor) + 4 * connections)
     else:
         size = args.direct_pool
     bodies, sign_seconds = signer.sign(kind, size)
-    spread: dict[str, int] = {}
+    spread = None
     with CpuMeter({"integrator": [stack.integrator.pid], "backend": [stack.backend.pid]}) as cpu:
         if kind == "pass" and connections > 1:
-            workers = {str(pid): 0 for pid in _children(stack.integrator.pid)}
-            sampler = _sampler(min(3.0, duration / 2), lambda: spread.update({**workers,
-                                                                             **connections_per_worker(stack.port)}))
-        else:
-            sampler = None
+            spread = ConnectionSpread(stack.integrator.pid, stack.port, min(3.0, duration / 2)).start()
         try:
-            result = load_run(load, procs, work, args, stack.urls[kind], bodies, unique=kind == "pass",
-                              duration=duration, connections=connections, name=name)
+            result = load.run(stack.urls[kind], bodies, unique=kind == "pass", expect=EXPECT, duration=duration,
+                              name=name, connections=connections)
         finally:
-            if sampler is not None:
-                sampler.cancel()
+            if spread is not None:
+                spread.cancel()
     result = summarise(result, cpu)
     result.update(kind=kind, pool=size, pool_sign_seconds=sign_seconds, connections=connections)
-    if spread:
-        result["connections_per_worker"] = spread
+    if spread is not None and spread.found:
+        result["connections_per_worker"] = spread.found
     return result
-
-
-def _sampler(delay: float, action: Any) -> Any:
-    import threading
-
-    timer = threading.Timer(delay, action)
-    timer.daemon = True
-    timer.start()
-    return timer
 
 
 def combine(slices: list[dict[str, Any]]) -> dict[str, Any]:
@@ -361,53 +301,22 @@ def combine(slices: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # --- profile --------------------------------------------------------------------------------------------------
-def profile(stack: Stack, signer: Signer, args: argparse.Namespace, load: LoadGenerator, procs: Processes,
-            work: Path, rate: float) -> dict[str, Any]:
+def profile(stack: Stack, signer: Signer, args: argparse.Namespace, load: LoadGenerator, work: Path,
+            rate: float) -> dict[str, Any]:
     """py-spy record --gil on the integrator's workers and the backend during an extra, unmeasured pass-through
     run (as bench/lookup.py --profile)."""
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    if not Path(spy).exists():
-        return {"error": "py-spy not installed (.venv/bin/pip install py-spy)"}
+    spy = find_py_spy()
+    if spy is None:
+        return {"error": PY_SPY_MISSING}
     seconds = max(5.0, args.profile)
     bodies, _ = signer.sign("pass", max(args.min_pool, math.ceil(rate * (seconds + 2) * args.pool_factor)))
-    targets = {"integrator": _children(stack.integrator.pid), "backend": _children(stack.backend.pid)}
-    spies = []
-    for label, pids in targets.items():
-        for pid in pids:
-            out = work / f"pyspy-pass-{label}-{pid}.txt"
-            spies.append((label, out, subprocess.Popen(
-                [spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250", "--gil",
-                 "--format", "raw", "--nonblocking", "--output", str(out)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)))
+    targets = {"integrator": worker_pids(stack.integrator.pid), "backend": worker_pids(stack.backend.pid)}
+    spies = PySpy(spy, targets, seconds, work, "pyspy-pass")
     print(f"(P) profiling with py-spy for {seconds:g} s (unmeasured)", flush=True)
     time.sleep(0.5)
-    load_run(load, procs, work, args, stack.urls["pass"], bodies, unique=True, duration=seconds,
-             connections=args.connections, name="p-profile")
-    found: dict[str, Any] = {}
-    for label in targets:
-        own: Counter[str] = Counter()
-        categories: Counter[str] = Counter()
-        total = 0
-        for _, out, process in (s for s in spies if s[0] == label):
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                _stop_group([process], 1)
-            if not out.exists():
-                continue
-            shutil.copy(out, RESULTS / out.name)
-            for line in out.read_text(errors="replace").splitlines():
-                stack_text, _, count = line.rpartition(" ")
-                if not count.isdigit():
-                    continue
-                frames = [_frame(f) for f in stack_text.split(";") if not f.startswith(("process ", "thread "))]
-                if frames:
-                    total += int(count)
-                    own[frames[-1]] += int(count)
-                    categories[_category(frames)] += int(count)
-        found[label] = {"samples": total,
-                        "categories": [(c, n / total) for c, n in categories.most_common(14)] if total else [],
-                        "self": [(f, n / total) for f, n in own.most_common(14)] if total else []}
+    load.run(stack.urls["pass"], bodies, unique=True, expect=EXPECT, duration=seconds, name="p-profile")
+    found: dict[str, Any] = {label: {"samples": s.total, "categories": s.shares(s.categories, 14),
+                                     "self": s.shares(s.own, 14)} for label, s in spies.samples().items()}
     found["categories_known"] = [name for name, _ in PROFILE_CATEGORIES]
     return found
 
@@ -430,7 +339,7 @@ def report(run: dict[str, Any]) -> str:
         f"{run['sanity']['direct']['bytes_out']} / {run['sanity']['pass']['bytes_out']} bytes, answer "
         f"{run['sanity']['direct']['bytes_in']} / {run['sanity']['pass']['bytes_in']} bytes (D / P)",
         "",
-        f"{'':42}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}  {'good/sent':>13}  {'CPU ms/call':>28}",
+        load_header(42, f"{'CPU ms/call':>28}"),
     ]
 
     def cpu_text(r: dict[str, Any]) -> str:
@@ -439,9 +348,7 @@ def report(run: dict[str, Any]) -> str:
                 if c else "")
 
     for kind, r in (("direct", d), ("pass", p)):
-        lat = r["latency_ms"]
-        lines.append(f"{LABELS[kind]:42}{r['throughput_rps']:9.1f}{lat['p50']:9.1f}{lat['p99']:9.1f}"
-                     f"{lat['mean']:9.1f}  {r['good']:>6}/{r['requests']:<6}  {cpu_text(r)}")
+        lines.append(load_row(LABELS[kind], 42, r) + cpu_text(r))
         if r["rounds"] > 1:
             lines.append(f"{'   per round req/s':42}" + "  ".join(f"{x:.1f}" for x in r["throughput_per_round"])
                          + "   p50 " + "  ".join(f"{x['p50']:.1f}" for x in r["latency_ms_per_round"])
@@ -450,10 +357,7 @@ def report(run: dict[str, Any]) -> str:
     for kind in ("direct", "pass"):
         r = unloaded.get(kind)
         if r:
-            lat = r["latency_ms"]
-            lines.append(f"{LABELS[kind][:3] + ' at 1 connection (unloaded)':42}{r['throughput_rps']:9.1f}"
-                         f"{lat['p50']:9.1f}{lat['p99']:9.1f}{lat['mean']:9.1f}  {r['good']:>6}/{r['requests']:<6}  "
-                         f"{cpu_text(r)}")
+            lines.append(load_row(LABELS[kind][:3] + " at 1 connection (unloaded)", 42, r) + cpu_text(r))
     dc = (d.get("cpu_ms_per_request") or {})
     pc = (p.get("cpu_ms_per_request") or {})
     d_cpu = dc.get("backend", 0.0) + dc.get("integrator", 0.0)
@@ -481,12 +385,8 @@ def report(run: dict[str, Any]) -> str:
     stages = p.get("stage_breakdown") or {}
     if stages:
         lines += ["", f"where a pass-through call's time goes in the integrator: Server-Timing of all "
-                      f"{stages['responses']} measured (P) responses", f"  {'stage':10}{'mean ms':>10}{'share':>8}"]
-        for name, s in stages["stages"].items():
-            lines.append(f"  {name:10}{s['mean_ms']:10.2f}{s['share']:8.1%}")
-        lines.append(f"  {'total':10}{stages['total_ms']:10.2f}{1:8.0%}   (client-side mean latency "
-                     f"{p['latency_ms']['mean']:.2f} ms: {p['latency_ms']['mean'] - stages['total_ms']:.2f} ms outside "
-                     "the pipeline: waiting for a worker thread, HTTP, WSGI)")
+                      f"{stages['responses']} measured (P) responses"]
+        lines += stage_lines(stages, p["latency_ms"]["mean"], "waiting for a worker thread, HTTP, WSGI")
         handle = stages["stages"].get("handle")
         if handle:
             lines.append(f"  'handle' is the backend call as the integrator makes it (sign, HTTP, backend, verify): "
@@ -506,17 +406,13 @@ def report(run: dict[str, Any]) -> str:
     for warning in run.get("warnings") or []:
         lines += ["", f"warning (not measured): {warning}"]
     problems = run["problems"]
-    lines += ["", "RESULT: " + ("INVALID\n  " + "\n  ".join(problems) if problems else
-                                "valid: every measured response was HTTP 200 carrying a get_statusesResponse")]
+    lines += ["", result_line(problems, "every measured response was HTTP 200 carrying a get_statusesResponse")]
     prof = run.get("profile") or {}
     for label in ("integrator", "backend"):
         r = prof.get(label)
         if not r or not r.get("samples"):
             continue
-        lines += ["", f"py-spy --gil, {label} (pass-through), {r['samples']} samples: by category"]
-        lines += [f"  {share:6.1%}  {name}" for name, share in r["categories"]]
-        lines += [f"py-spy --gil, {label}: top own time"]
-        lines += [f"  {share:6.1%}  {frame}" for frame, share in r["self"][:10]]
+        lines += profile_lines(label, "(pass-through)", r, 10)
     return "\n".join(lines)
 
 
@@ -525,16 +421,8 @@ def problems_of(run: dict[str, Any]) -> list[str]:
     for group in ("loaded", "unloaded"):
         for kind, r in (run.get(group) or {}).items():
             tag = f"{group} {LABELS[kind][:3]}"
-            if r["bad"]:
-                found.append(f"{tag}: {r['bad']} responses were not good {r['statuses']}; first:\n"
-                             f"{(r.get('first_bad') or '')[:600]}")
-            errors = r.get("socket_errors") or 0
-            if isinstance(errors, dict):
-                errors = sum(errors.values())
-            if errors:
-                found.append(f"{tag}: {errors} socket errors {r['socket_errors']}")
-            if r.get("exhausted"):
-                found.append(f"{tag}: the request pool ran out; raise --pool-factor")
+            found += load_problems(tag, r, socket_errors="{tag}: {n} socket errors {socket_errors}",
+                                   exhausted="{tag}: the request pool ran out; raise --pool-factor")
     return found
 
 
@@ -557,10 +445,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--database-url", default=None,
                    help="an existing database for the integrator (e.g. postgresql://...); default: fresh SQLite")
     p.add_argument("--access-log", action="store_true", help="keep gunicorn's access log on (default: off)")
-    p.add_argument("--install", action="store_true", help="apt-get install -y wrk if it is missing")
-    p.add_argument("--python-client", action="store_true", help="use the Python load generator even if wrk exists")
-    p.add_argument("--wrk-threads", type=int, default=1, help="wrk -t")
-    p.add_argument("--client-processes", type=int, default=2, help="processes of the Python load generator")
+    add_options(p)  # --install, --python-client, --wrk-threads, --client-processes
     p.add_argument("--sign-processes", type=int, default=os.cpu_count() or 1, help="processes signing the pools")
     p.add_argument("--warmup-pool", type=int, default=500, help="pass-through requests sent to warm up")
     p.add_argument("--direct-pool", type=int, default=1000,
@@ -578,97 +463,67 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _on_signal)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="kruispunt-bench-pass-"))
-    (work / "logs").mkdir()
-    procs = Processes(work / "logs")
-    started = datetime.now(UTC)
-    signer: Signer | None = None
-    code = 1
-    try:
-        load = LoadGenerator(args, procs, work)
-        print(f"work dir {work}; load generator: {load.name}", flush=True)
-        stack = Stack(args, procs, work)
-        signer = Signer(stack.keys(), args.sign_processes)
-        checked = sanity(stack)
-        print(f"sanity: both answers verified; statuses {checked['pass']['codes']}", flush=True)
-        warnings: list[str] = []
-        rates = warm_up(stack, signer, args, load, procs, work, warnings)
-        print(f"warm-up rates: D {rates['direct']:.1f}/s, P {rates['pass']:.1f}/s", flush=True)
-        slice_seconds = args.duration / max(1, args.rounds)
-        slices: dict[str, list[dict[str, Any]]] = {"direct": [], "pass": []}
-        for round_no in range(args.rounds):
-            order = ("direct", "pass") if round_no % 2 == 0 else ("pass", "direct")
-            for kind in order:
-                print(f"round {round_no + 1}/{args.rounds}: {LABELS[kind]}, {slice_seconds:g} s at "
-                      f"{args.connections} connections", flush=True)
-                slices[kind].append(measure(kind, stack, signer, args, load, procs, work, rates[kind], slice_seconds,
-                                            args.connections, f"{kind}-{round_no}"))
-        unloaded = {}
-        if args.unloaded > 0:
-            for kind in ("direct", "pass"):
-                print(f"unloaded: {LABELS[kind]}, {args.unloaded:g} s at 1 connection", flush=True)
-                r = measure(kind, stack, signer, args, load, procs, work, rates[kind], args.unloaded, 1,
-                            f"{kind}-unloaded")
-                r["stage_breakdown"] = stage_table(r)
-                unloaded[kind] = r
-        run: dict[str, Any] = {
-            "started": started.isoformat(timespec="seconds"), "cores": os.cpu_count(),
-            "python": platform.python_version(), "gunicorn": stack.gconf,
-            "backend": {"name": stack.source.name, "workers": args.backend_workers, "threads": args.backend_threads},
-            "database": stack.database_url.split("@")[-1] if "@" in stack.database_url else
-            stack.database_url.split(":")[0], "load_generator": load.name, "connections": args.connections,
-            "integrator_gunicorn_args": args.integrator_gunicorn_args,
-            "rounds": args.rounds, "slice": slice_seconds, "warmup": args.warmup, "warmup_rates": rates,
-            "sanity": checked, "warnings": warnings, "loaded": {k: combine(v) for k, v in slices.items()},
-            "slices": slices, "unloaded": unloaded,
-        }
-        run["loaded"]["pass"]["connections_per_worker"] = next(
-            (s["connections_per_worker"] for s in slices["pass"] if s.get("connections_per_worker")), {})
-        try:
-            run["audit"] = audit_outcomes(stack.database_url)
-        except Exception as exc:  # informative only
-            run["audit"] = {"error": str(exc)}
-        if args.profile:
-            run["profile"] = profile(stack, signer, args, load, procs, work, rates["pass"])
-        run["problems"] = problems_of(run)
-        run["derived"] = {
-            "ratio_pass_over_direct_throughput": run["loaded"]["pass"]["throughput_rps"]
-            / run["loaded"]["direct"]["throughput_rps"],
-            "ratio_pass_over_direct_p50": run["loaded"]["pass"]["latency_ms"]["p50"]
-            / run["loaded"]["direct"]["latency_ms"]["p50"],
-            "ratio_pass_over_direct_p99": run["loaded"]["pass"]["latency_ms"]["p99"]
-            / run["loaded"]["direct"]["latency_ms"]["p99"],
-        }
-        print("\n" + report(run))
-        output = args.output or RESULTS / f"passthrough-{started:%Y%m%d-%H%M%S}.json"
-        output.write_text(json.dumps(run, indent=2, default=str))
-        print(f"\nJSON: {output}")
-        code = 0 if not run["problems"] else 2
-    except (KeyboardInterrupt, Interrupted) as exc:
-        print(f"\ninterrupted ({str(exc) or 'Ctrl-C'}); stopping everything", file=sys.stderr)
-        code = 130
-    except Exception as exc:
-        import traceback
+    return run_bench(args, "kruispunt-bench-pass-", lambda bench_run: bench(args, bench_run))
 
-        traceback.print_exc()
-        print(f"\nbenchmark failed: {exc}\nlogs: {work / 'logs'}", file=sys.stderr)
-        args.keep = True
-        code = 1
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if signer is not None:
-            signer.close()
-        procs.stop_all()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        if args.keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return code
+
+def bench(args: argparse.Namespace, bench_run: Run) -> int:
+    procs, work = bench_run.procs, bench_run.work
+    load = LoadGenerator(args, procs, work)
+    print(f"work dir {work}; load generator: {load.name}", flush=True)
+    stack = Stack(args, procs, work)
+    signer = Signer(stack.keys(), args.sign_processes)
+    bench_run.cleanups.append(signer.close)
+    checked = sanity(stack)
+    print(f"sanity: both answers verified; statuses {checked['pass']['codes']}", flush=True)
+    warnings: list[str] = []
+    rates = warm_up(stack, signer, args, load, warnings)
+    print(f"warm-up rates: D {rates['direct']:.1f}/s, P {rates['pass']:.1f}/s", flush=True)
+    slice_seconds = args.duration / max(1, args.rounds)
+    slices: dict[str, list[dict[str, Any]]] = {"direct": [], "pass": []}
+    for round_no in range(args.rounds):
+        order = ("direct", "pass") if round_no % 2 == 0 else ("pass", "direct")
+        for kind in order:
+            print(f"round {round_no + 1}/{args.rounds}: {LABELS[kind]}, {slice_seconds:g} s at "
+                  f"{args.connections} connections", flush=True)
+            slices[kind].append(measure(kind, stack, signer, args, load, rates[kind], slice_seconds,
+                                        args.connections, f"{kind}-{round_no}"))
+    unloaded = {}
+    if args.unloaded > 0:
+        for kind in ("direct", "pass"):
+            print(f"unloaded: {LABELS[kind]}, {args.unloaded:g} s at 1 connection", flush=True)
+            r = measure(kind, stack, signer, args, load, rates[kind], args.unloaded, 1, f"{kind}-unloaded")
+            r["stage_breakdown"] = stage_table(r)
+            unloaded[kind] = r
+    run: dict[str, Any] = {
+        "started": bench_run.started.isoformat(timespec="seconds"), "cores": os.cpu_count(),
+        "python": platform.python_version(), "gunicorn": stack.gconf,
+        "backend": {"name": stack.source.name, "workers": args.backend_workers, "threads": args.backend_threads},
+        "database": describe_url(stack.database_url), "load_generator": load.name, "connections": args.connections,
+        "integrator_gunicorn_args": args.integrator_gunicorn_args,
+        "rounds": args.rounds, "slice": slice_seconds, "warmup": args.warmup, "warmup_rates": rates,
+        "sanity": checked, "warnings": warnings, "loaded": {k: combine(v) for k, v in slices.items()},
+        "slices": slices, "unloaded": unloaded,
+    }
+    run["loaded"]["pass"]["connections_per_worker"] = next(
+        (s["connections_per_worker"] for s in slices["pass"] if s.get("connections_per_worker")), {})
+    try:
+        run["audit"] = audit_outcomes(stack.database_url)
+    except Exception as exc:  # informative only
+        run["audit"] = {"error": str(exc)}
+    if args.profile:
+        run["profile"] = profile(stack, signer, args, load, work, rates["pass"])
+    run["problems"] = problems_of(run)
+    run["derived"] = {
+        "ratio_pass_over_direct_throughput": run["loaded"]["pass"]["throughput_rps"]
+        / run["loaded"]["direct"]["throughput_rps"],
+        "ratio_pass_over_direct_p50": run["loaded"]["pass"]["latency_ms"]["p50"]
+        / run["loaded"]["direct"]["latency_ms"]["p50"],
+        "ratio_pass_over_direct_p99": run["loaded"]["pass"]["latency_ms"]["p99"]
+        / run["loaded"]["direct"]["latency_ms"]["p99"],
+    }
+    print("\n" + report(run))
+    write_json(run, args.output, "passthrough", bench_run.started)
+    return 0 if not run["problems"] else 2
 
 
 if __name__ == "__main__":

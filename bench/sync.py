@@ -18,18 +18,14 @@ Run from the project root:  .venv/bin/python bench/sync.py [--versions 10000] [-
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
 import re
-import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -42,23 +38,16 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 PROJECT = BENCH.parent
-RESULTS = BENCH / "results"
 for _path in (PROJECT, BENCH):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from lookup import (  # noqa: E402  (bench/lookup.py: process handling and CPU accounting shared by the benches)
-    Interrupted,
-    Processes,
-    _on_signal,
-    free_port,
-    machine_cpu,
-    tree_cpu_seconds,
-    wait_for,
-)
+from cpu import MachineLoad, children_cpu, self_cpu, tree_cpu_seconds  # noqa: E402  (bench/: shared modules)
+from profiling import short_path  # noqa: E402
+from report import STAGES, describe_url, result_line, write_json  # noqa: E402
+from servers import Processes, Run, free_port, gunicorn_settings, run_bench, start_configured, wait_for  # noqa: E402
 
 SOURCE_NAME, TARGET_NAME = "bench-source", "bench-target"
-STAGES = ("envelope", "security", "replay", "contract", "caller", "handle", "answer", "audit")
 
 
 # --- databases ------------------------------------------------------------------------------------------------
@@ -90,10 +79,6 @@ def fresh_database(url: str | None, sqlite_path: Path, label: str, keep: bool) -
         else:
             with psycopg.connect(admin, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def describe_url(url: str) -> str:
-    return url.split("@")[-1] if "@" in url else url.split(":")[0]
 
 
 # --- the two integrators --------------------------------------------------------------------------------------
@@ -233,15 +218,14 @@ def change_versions(source: Side, count: int, changed: int, per_name: int) -> di
 
 
 def start_source(source: Side, procs: Processes, args: argparse.Namespace) -> Any:
-    env = dict(source.env, KRUISPUNT_BIND=f"127.0.0.1:{source.port}")
+    env = dict(source.env)
     if args.workers:
         env["KRUISPUNT_WORKERS"] = str(args.workers)
     if args.threads:
         env["KRUISPUNT_THREADS"] = str(args.threads)
     if args.worker_timeout:
         env["KRUISPUNT_WORKER_TIMEOUT"] = str(args.worker_timeout)
-    process = procs.start("source", [sys.executable, "-m", "gunicorn", "-c", str(PROJECT / "gunicorn.conf.py"),
-                                     "integrator.wsgi:create_app()"], env)
+    process = start_configured(procs, "source", source.port, env)
     wait_for(f"{source.base_url}/health/ready", process, procs, "source")
     return process
 
@@ -355,7 +339,7 @@ class Target:
             import cProfile
 
             profiler = cProfile.Profile()
-        cpu_before = _self_cpu()
+        cpu_before = self_cpu()
         began = time.perf_counter()
         if profiler is not None:
             profiler.enable()
@@ -369,19 +353,18 @@ class Target:
         if profiler is not None:
             self.profile = profile_summary(profiler)
         return {"applied": result.applied, "cursor": result.cursor, "head": result.head,
-                "conflicts": len(result.conflicts), "seconds": seconds, "client_cpu_seconds": _self_cpu() - cpu_before,
+                "conflicts": len(result.conflicts), "seconds": seconds, "client_cpu_seconds": self_cpu() - cpu_before,
                 **self._breakdown(seconds)}
 
     def sync_cli(self) -> dict[str, Any]:
         """`kruispunt peer sync bench-source --quiet` in its own process (its page size is the product's)."""
         cursor_before = self.peer().cursor
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        children = children_cpu()
         began = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "integrator.cli", "peer", "sync", SOURCE_NAME, "--quiet"],
                               env=self.side.env, cwd=PROJECT, capture_output=True, text=True, timeout=1800)
         seconds = time.perf_counter() - began
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+        cpu = children_cpu() - children
         if done.returncode != 0:
             raise RuntimeError(f"kruispunt peer sync failed ({done.returncode}):\n{done.stderr[-2000:]}")
         peer = self.peer()
@@ -464,20 +447,12 @@ def profile_summary(profiler: Any, top: int = 18) -> dict[str, Any]:
     total = stats.total_tt or 1e-9  # type: ignore[attr-defined]
     rows = []
     for (path, line, name), (_cc, calls, own, cumulative, _callers) in stats.stats.items():  # type: ignore[attr-defined]
-        short = path
-        for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
-            if marker in short:
-                short = short.split(marker, 1)[1]
-        rows.append({"function": f"{name} ({short}:{line})", "calls": calls, "own_s": own, "cumulative_s": cumulative})
+        rows.append({"function": f"{name} ({short_path(path)}:{line})", "calls": calls, "own_s": own,
+                     "cumulative_s": cumulative})
     product = [r for r in rows if r["function"].split("(", 1)[1].startswith(("integrator/", "repository/"))]
     return {"total_s": total,
             "cumulative": sorted(product, key=lambda r: -r["cumulative_s"])[:top],
             "own": sorted(rows, key=lambda r: -r["own_s"])[:top]}
-
-
-def _self_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def source_state(source: Side) -> dict[str, Any]:
@@ -507,7 +482,7 @@ def run_phase(label: str, target: Target, source: Side, source_pid: int, args: a
               profile: bool = False) -> dict[str, Any]:
     print(f"{label}: syncing", flush=True)
     audited_before = sum(source_state(source)["getchanges_audited"].values())
-    busy0, total0 = machine_cpu()
+    machine = MachineLoad()
     source_cpu0 = tree_cpu_seconds([source_pid])
     began = time.monotonic()
     try:
@@ -518,17 +493,14 @@ def run_phase(label: str, target: Target, source: Side, source_pid: int, args: a
                   "seconds": time.monotonic() - began}
         if not args.cli:
             result.update(target._breakdown(result["seconds"]))
-    wall = time.monotonic() - began
-    busy1, total1 = machine_cpu()
+    machine.stop()
     result["source_audited_pages"] = sum(source_state(source)["getchanges_audited"].values()) - audited_before
     if result.get("pages") is None:
         result["pages"] = result["source_audited_pages"]
     result["source_cpu_seconds"] = tree_cpu_seconds([source_pid]) - source_cpu0
-    machine_busy = (busy1 - busy0) / max(1, total1 - total0)
-    cores = os.cpu_count() or 1
+    result["machine_busy"] = machine.busy
     ours = result["source_cpu_seconds"] + (result.get("client_cpu_seconds") or 0.0)
-    result["machine_busy"] = machine_busy
-    result["other_load_cores"] = max(0.0, machine_busy * cores - ours / max(wall, 1e-9))
+    result["other_load_cores"] = machine.others(ours)
     return result
 
 
@@ -632,9 +604,8 @@ def report(run: dict[str, Any]) -> str:
         lines += [f"  {r['own_s']:8.2f} s {r['own_s'] / prof['total_s']:6.1%} {r['calls']:>8} calls  {r['function']}"
                   for r in prof["own"]]
     problems = run.get("problems") or []
-    lines += ["", "RESULT: " + ("INVALID\n  " + "\n  ".join(problems) if problems else
-                                "valid: every sync succeeded and the target holds exactly the source's versions, "
-                                "with the changed ones deprecated, its cursor at the source's head")]
+    lines += ["", result_line(problems, "every sync succeeded and the target holds exactly the source's versions, "
+                                        "with the changed ones deprecated, its cursor at the source's head")]
     return "\n".join(lines)
 
 
@@ -704,104 +675,71 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _on_signal)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="kruispunt-bench-sync-"))
-    (work / "logs").mkdir()
-    procs = Processes(work / "logs")
-    started = datetime.now(UTC)
-    code = 1
-    target: Target | None = None
-    try:
-        import runpy
+    return run_bench(args, "kruispunt-bench-sync-", lambda bench_run: bench(args, bench_run))
 
-        from integrator import commands
-        from integrator.config import Settings
-        from services.demo import enterprise_number
 
-        conf = runpy.run_path(str(PROJECT / "gunicorn.conf.py"))
-        network = Settings.from_env({"KRUISPUNT_VAR": str(work / "network")})
-        commands.pki_init(network, [], [])
-        max_bytes = args.max_bytes or network.peer_answer_max_bytes
-        with fresh_database(args.database_url_source, work / "source.db", "source", args.keep) as source_url, \
-                fresh_database(args.database_url_target, work / "target.db", "target", args.keep) as target_url:
-            print(f"work dir {work}; source {describe_url(source_url)}, target {describe_url(target_url)}",
-                  flush=True)
-            source = make_side(SOURCE_NAME, enterprise_number(2000010), network.pki_dir, work / "source",
-                               source_url, None)
-            target_side = make_side(TARGET_NAME, enterprise_number(2000030), network.pki_dir, work / "target",
-                                    target_url, max_bytes)
-            peer_up(source, target_side)  # the source answers GetChanges only to a registered peer
-            peer_up(target_side, source)
-            print(f"populating the source with {args.versions} versions", flush=True)
-            populated = populate(source, args.versions, args.per_name, args.registry_sample)
-            print(f"  bulk insert {populated['bulk_seconds']:.1f} s; starting the source under gunicorn", flush=True)
-            source_process = start_source(source, procs, args)
-            target = Target(target_side, max_bytes)
-            run: dict[str, Any] = {
-                "started": started.isoformat(timespec="seconds"), "cores": os.cpu_count(),
-                "python": platform.python_version(), "cli": args.cli, "page": args.page, "max_bytes": max_bytes,
-                "per_name": args.per_name, "populate": populated,
-                "source": {"database": describe_url(source_url), "workers": args.workers or int(conf["workers"]),
-                           "threads": args.threads or int(conf["threads"])},
-                "target": {"database": describe_url(target_url)}, "phases": {},
-            }
-            if not args.no_probe:
-                run["probe"] = probe_defaults(target, args)
-                print(f"probe at product defaults: {'ok' if run['probe']['ok'] else run['probe']['error']}",
-                      flush=True)
-            problems: list[str] = []
-            first = run["phases"]["first"] = run_phase("(i) first full sync", target, source, source_process.pid, args,
-                                                       profile=args.profile)
-            if args.profile and getattr(target, "profile", None):
-                run["profile"] = target.profile
-            if first["ok"]:
-                run["changed"] = change_versions(source, args.versions, args.changed, args.per_name)
-                print(f"  moved {run['changed']['versions']} versions to deprecated in "
-                      f"{run['changed']['seconds']:.2f} s", flush=True)
-                inc = run["phases"]["incremental"] = run_phase("(ii) incremental sync", target, source,
-                                                               source_process.pid, args)
-                if inc["ok"]:
-                    run["phases"]["nothing"] = run_phase("(iii) nothing new", target, source, source_process.pid,
-                                                           args)
-            run["source_state"] = source_state(source)
-            for key, r in run["phases"].items():
-                if not r["ok"]:
-                    problems.append(f"{key}: {r['error']}")
-            if not problems:
-                problems += target.verify(args.versions, run["changed"]["versions"], run["source_state"]["head"])
-            run["problems"] = problems
-            print("\n" + report(run))
-            output = args.output or RESULTS / f"sync-{started:%Y%m%d-%H%M%S}.json"
-            output.write_text(json.dumps(run, indent=2, default=str))
-            print(f"\nJSON: {output}")
-            code = 0 if not problems else 2
-            target.close()
-            target = None
-            procs.stop_all()
-    except (KeyboardInterrupt, Interrupted) as exc:
-        print(f"\ninterrupted ({str(exc) or 'Ctrl-C'}); stopping everything", file=sys.stderr)
-        code = 130
-    except Exception as exc:
-        import traceback
+def bench(args: argparse.Namespace, bench_run: Run) -> int:
+    from integrator import commands
+    from integrator.config import Settings
+    from services.demo import enterprise_number
 
-        traceback.print_exc()
-        print(f"\nbenchmark failed: {exc}\nlogs: {work / 'logs'}", file=sys.stderr)
-        args.keep = True
-        code = 1
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if target is not None:
-            target.close()
+    procs, work = bench_run.procs, bench_run.work
+    gconf = gunicorn_settings(args)
+    network = Settings.from_env({"KRUISPUNT_VAR": str(work / "network")})
+    commands.pki_init(network, [], [])
+    max_bytes = args.max_bytes or network.peer_answer_max_bytes
+    with fresh_database(args.database_url_source, work / "source.db", "source", args.keep) as source_url, \
+            fresh_database(args.database_url_target, work / "target.db", "target", args.keep) as target_url:
+        print(f"work dir {work}; source {describe_url(source_url)}, target {describe_url(target_url)}", flush=True)
+        source = make_side(SOURCE_NAME, enterprise_number(2000010), network.pki_dir, work / "source",
+                           source_url, None)
+        target_side = make_side(TARGET_NAME, enterprise_number(2000030), network.pki_dir, work / "target",
+                                target_url, max_bytes)
+        peer_up(source, target_side)  # the source answers GetChanges only to a registered peer
+        peer_up(target_side, source)
+        print(f"populating the source with {args.versions} versions", flush=True)
+        populated = populate(source, args.versions, args.per_name, args.registry_sample)
+        print(f"  bulk insert {populated['bulk_seconds']:.1f} s; starting the source under gunicorn", flush=True)
+        source_process = start_source(source, procs, args)
+        target = Target(target_side, max_bytes)
+        bench_run.cleanups.append(target.close)
+        run: dict[str, Any] = {
+            "started": bench_run.started.isoformat(timespec="seconds"), "cores": os.cpu_count(),
+            "python": platform.python_version(), "cli": args.cli, "page": args.page, "max_bytes": max_bytes,
+            "per_name": args.per_name, "populate": populated,
+            "source": {"database": describe_url(source_url), "workers": gconf["workers"],
+                       "threads": gconf["threads"]},
+            "target": {"database": describe_url(target_url)}, "phases": {},
+        }
+        if not args.no_probe:
+            run["probe"] = probe_defaults(target, args)
+            print(f"probe at product defaults: {'ok' if run['probe']['ok'] else run['probe']['error']}", flush=True)
+        problems: list[str] = []
+        first = run["phases"]["first"] = run_phase("(i) first full sync", target, source, source_process.pid, args,
+                                                   profile=args.profile)
+        if args.profile and getattr(target, "profile", None):
+            run["profile"] = target.profile
+        if first["ok"]:
+            run["changed"] = change_versions(source, args.versions, args.changed, args.per_name)
+            print(f"  moved {run['changed']['versions']} versions to deprecated in "
+                  f"{run['changed']['seconds']:.2f} s", flush=True)
+            inc = run["phases"]["incremental"] = run_phase("(ii) incremental sync", target, source,
+                                                           source_process.pid, args)
+            if inc["ok"]:
+                run["phases"]["nothing"] = run_phase("(iii) nothing new", target, source, source_process.pid, args)
+        run["source_state"] = source_state(source)
+        for key, r in run["phases"].items():
+            if not r["ok"]:
+                problems.append(f"{key}: {r['error']}")
+        if not problems:
+            problems += target.verify(args.versions, run["changed"]["versions"], run["source_state"]["head"])
+        run["problems"] = problems
+        print("\n" + report(run))
+        write_json(run, args.output, "sync", bench_run.started)
+        target.close()  # before the databases are dropped, with the source stopped
+        bench_run.cleanups.remove(target.close)
         procs.stop_all()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        if args.keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return code
+    return 0 if not problems else 2
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -18,7 +18,9 @@ from integrator.faults import (
     OrganisationMismatch,
     OrganisationUnknown,
     PeerUnknown,
+    PersonNotInFiles,
 )
+from repository.directory import in_files
 from repository.peers import PeerView, peer_by_certificate
 from repository.queries import OrganisationView, caller_facts, organisation_by_certificate
 
@@ -68,6 +70,16 @@ def authorise(
             "ask your local administrator for one."
         )
     return Caller(organisation, official, purpose, header["MessageId"])
+
+
+def check_in_files(session: Session, caller: Caller, insz: str, on: date) -> None:
+    """A service that concerns a person answers only about persons in the caller's files for the purpose."""
+    if not in_files(session, caller.organisation.id, insz, caller.purpose, on):
+        raise PersonNotInFiles(
+            f"Person {insz} is not in the files of organisation {caller.organisation.enterprise_number} for purpose "
+            f"{caller.purpose} on {on}; register them in the reference directory (ReferenceDirectory "
+            "RegisterPerson) before asking about them."
+        )
 
 
 def authorise_peer(session: Session, fingerprint: str) -> tuple[PeerView, OrganisationView]:

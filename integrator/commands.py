@@ -17,7 +17,7 @@ from stdnum.be import vat
 from integrator.config import Settings
 from integrator.contract import check_insz
 from integrator.pki import Identity, create_ca, fingerprint, issue, load_crl, write_crl
-from repository import registry
+from repository import directory, registry
 from repository.documents import IMPORTS, DocumentSet
 from repository.models import AccessRight, Backend, Certificate, Grant, Official, Organisation, Peer, ServiceVersion
 from repository.queries import has_access_right
@@ -205,10 +205,20 @@ def read_documents(wsdl: Path, root: Path | None = None) -> DocumentSet:
 
 
 def register_service(session: Session, name: str, version: str, docs: DocumentSet, owner: str,
-                     description: str = "", federated: bool = False) -> ServiceVersion:
+                     description: str = "", federated: bool = False, *,
+                     person_element: str | None = None) -> ServiceVersion:
     row, _ = registry.register_version(session, name, version, docs, owner=owner, description=description,
                                        federated=federated)
+    row.person_element = person_element
     return row
+
+
+def add_directory_entry(session: Session, enterprise_number: str, insz: str, purpose: str, start: date,
+                        end: date | None = None) -> bool:
+    """Declare that an organisation has a file on a person for a purpose and period; True if it was new."""
+    check_insz(insz, "person INSZ")
+    _, created = directory.register(session, _organisation(session, enterprise_number).id, insz, purpose, start, end)
+    return created
 
 
 def add_peer(session: Session, name: str, url: str, cert_pem: bytes, enterprise_number: str) -> Peer:

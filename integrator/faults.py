@@ -157,6 +157,11 @@ class AccessDenied(ClientFault):
     HTTP_STATUS = 403
 
 
+class PersonNotInFiles(ClientFault):
+    CODE = "Client.Caller.PersonNotInFiles"
+    HTTP_STATUS = 403
+
+
 class GrantMissing(ClientFault):
     CODE = "Client.Caller.GrantMissing"
     HTTP_STATUS = 403

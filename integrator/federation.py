@@ -178,7 +178,7 @@ def _remote(node: etree._Element) -> RemoteVersion:
         version=_text(node, "Version"), description=_text(node, "Description"), owner=_text(node, "Owner"),
         origin=_text(node, "Origin"), status=_text(node, "Status"),
         sunset=date.fromisoformat(sunset) if sunset else None, successor=_text(node, "Successor") or None,
-        docs=DocumentSet(_text(node, "Wsdl"), files))
+        docs=DocumentSet(_text(node, "Wsdl"), files), person_element=_text(node, "PersonElement") or None)
 
 
 def change_entry(item: Any, own_name: str) -> dict[str, Any]:
@@ -189,5 +189,6 @@ def change_entry(item: Any, own_name: str) -> dict[str, Any]:
         "Description": version.description, "Owner": version.owner,
         "Origin": own_name if version.origin == "local" else version.origin, "Status": version.status,
         "Sunset": version.sunset, "Successor": version.successor, "Wsdl": version.wsdl,
+        "PersonElement": version.person_element,
         "Document": [{"Path": p, "Content": base64.b64encode(c).decode()} for p, c in sorted(item.docs.files.items())],
     }

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from integrator.answer import fault_payload, signed_answer
 from integrator.audit import AuditDraft, write_audit
-from integrator.caller import Caller, authorise, authorise_forwarded, authorise_peer
+from integrator.caller import Caller, authorise, authorise_forwarded, authorise_peer, check_in_files
 from integrator.config import Settings
 from integrator.contract import Contract
 from integrator.dispatch import BoundDispatcher, Dispatcher
@@ -132,10 +132,13 @@ class Pipeline:
             remember(session, keys, verified.expires + self.settings.security.clock_skew, now)
             clock.mark("replay")
             request = route.contract.check(payload)
-            if isinstance(route, CodeRoute) and route.handler(payload.tag).person_field:
-                draft.person = request.get(route.handler(payload.tag).person_field or "")
+            person_field, must_be_in_files = _person_setting(route, payload.tag)
+            if person_field:
+                draft.person = _text_field(request, person_field)
             clock.mark("contract")
             caller, via = self._caller(session, route, payload.tag, header, verified, draft, now)
+            if must_be_in_files and not via and draft.person:
+                check_in_files(session, caller, draft.person, now.date())
             clock.mark("caller")
         draft.organisation = caller.organisation.enterprise_number
         draft.official, draft.purpose = caller.official, caller.purpose
@@ -266,3 +269,16 @@ class Pipeline:
                                             request_digest=None), draft.ticket)
         return Reply(status, body, draft.ticket)
 
+
+
+def _person_setting(route: CodeRoute | RepositoryRoute, tag: str) -> tuple[str | None, bool]:
+    """Which request field names the person concerned, and whether they must be in the caller's files."""
+    if isinstance(route, CodeRoute):
+        op = route.handler(tag)
+        return op.person_field, op.person_in_files
+    return route.person_element, route.person_element is not None
+
+
+def _text_field(request: dict[str, Any], name: str) -> str | None:
+    value = request.get(name)
+    return value if isinstance(value, str) else None

@@ -84,6 +84,7 @@ class RepositoryRoute:
     origin: str
     origin_peer_id: int | None
     federated: bool
+    person_element: str | None
     contract: Contract
     operations: dict[str, OperationContract] = field(default_factory=dict)  # by request element
 
@@ -149,7 +150,7 @@ class Routes:
             contract, operations = cached
             return RepositoryRoute(version.name, version.major, version.minor, version.status, version.sunset,
                                    version.successor, version.origin, version.origin_peer_id, version.federated,
-                                   contract, operations)
+                                   version.person_element, contract, operations)
 
     def _compile(self, session: Session, version: Any,
                  compiled_key: tuple[int, int]) -> tuple[Contract, dict[str, OperationContract]]:

@@ -47,6 +47,7 @@ class Operation:
     response: str  # Clark name of the response element
     handler: Handler
     person_field: str | None = None  # field of the request that names the person concerned
+    person_in_files: bool = False  # refuse unless the person is in the caller's files (reference directory)
     soap_action: str = ""
     audience: str = "officials"  # officials: grant checked; peers: only registered peer integrators
 

@@ -122,6 +122,9 @@ class ServiceVersion(Base):
     origin: Mapped[str] = mapped_column(String(100), default="local")  # integrator that owns it
     change_seq: Mapped[int] = mapped_column(Integer, default=0, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # the request element (local name) naming the person concerned: set, the gateway refuses requests about
+    # persons who are not in the caller's files (reference directory) for the purpose
+    person_element: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
     @property
     def version(self) -> str:
@@ -172,3 +175,17 @@ class Circuit(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     opened_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class DirectoryEntry(Base):
+    """Reference directory: an organisation has a file on a person, for a purpose (quality), in a period."""
+
+    __tablename__ = "directory_entries"
+    __table_args__ = (UniqueConstraint("organisation_id", "insz", "purpose", "valid_from"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    insz: Mapped[str] = mapped_column(String(11), index=True)
+    purpose: Mapped[str] = mapped_column(String(64))
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date, nullable=True)
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -28,6 +28,7 @@ class RemoteVersion:
     sunset: date | None
     successor: str | None
     docs: DocumentSet
+    person_element: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ def apply_page(session: Session, peer: PeerView, items: list[RemoteVersion], cur
         row.description, row.owner, row.origin = item.description, item.owner, item.origin
         row.status = "retired" if item.kind == "withdrawn" else item.status
         row.sunset, row.successor, row.wsdl = item.sunset, item.successor, item.docs.wsdl
+        row.person_element = item.person_element
         row.federated = item.kind != "withdrawn"  # passed on to our own peers, one level further
         session.flush()
         session.execute(delete(ServiceDocument).where(ServiceDocument.version_id == row.id))

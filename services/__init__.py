@@ -1,9 +1,10 @@
 """The published services: each module declares its contract and handlers; PUBLISHED lists them."""
 
 from integrator.service import ServiceDefinition
+from services.directory import SERVICE as REFERENCE_DIRECTORY
 from services.federation import SERVICE as FEDERATION
 from services.metadata import SERVICE as METADATA
 from services.registration import SERVICE as REPOSITORY
 from services.tax_exemption import SERVICE as TAX_EXEMPTION
 
-PUBLISHED: list[ServiceDefinition] = [TAX_EXEMPTION, METADATA, REPOSITORY, FEDERATION]
+PUBLISHED: list[ServiceDefinition] = [TAX_EXEMPTION, REFERENCE_DIRECTORY, METADATA, REPOSITORY, FEDERATION]

@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 
 from integrator import commands
 from integrator.config import PROJECT_ROOT, Settings
-from repository import registry
-from services.backends.persons import make_insz
+from repository import directory, registry
+from services.backends.persons import PERSONS, make_insz
 from services.backends.status_source import SOURCES
 from services.tax_exemption import SERVICE as TAX_EXEMPTION
 
@@ -18,7 +18,9 @@ PURPOSE_TAX = "MUNICIPAL_TAX_EXEMPTION"
 GENERIC = "StatusSource"
 PURPOSE_DISCOVERY = "SERVICE_DISCOVERY"
 PURPOSE_REGISTRATION = "SERVICE_REGISTRATION"
-RIGHTS = (TAX_EXEMPTION.name, GENERIC, "Metadata", "Repository")  # services every demo organisation may use
+PURPOSE_FILES = "FILE_MANAGEMENT"
+DIRECTORY = "ReferenceDirectory"
+RIGHTS = (TAX_EXEMPTION.name, GENERIC, "Metadata", "Repository", DIRECTORY)  # every demo organisation may use
 
 
 def enterprise_number(first8: int) -> str:
@@ -64,7 +66,9 @@ def load(settings: Settings, session: Session, backend_urls: dict[str, str]) -> 
     """Register the demo organisations with their certificates, officials, grants and backends."""
     pki = settings.pki_dir
     for org in ORGANISATIONS:
-        commands.add_organisation(session, org.enterprise_number, org.name, org.kind, org.nis_code)
+        created = commands.add_organisation(session, org.enterprise_number, org.name, org.kind, org.nis_code)
+        for person in PERSONS:  # every demo organisation has a file on every demo person, for tax exemptions
+            directory.register(session, created.id, person.insz, PURPOSE_TAX, date(2000, 1, 1))
         commands.register_certificate(session, org.enterprise_number,
                                       (pki / f"org-{org.enterprise_number}.crt").read_bytes())
         for service in RIGHTS:
@@ -74,6 +78,7 @@ def load(settings: Settings, session: Session, backend_urls: dict[str, str]) -> 
         for service in official.grants:
             commands.add_grant(session, official.organisation, official.insz, service, PURPOSE_TAX)
         commands.add_grant(session, official.organisation, official.insz, "Metadata", PURPOSE_DISCOVERY)
+        commands.add_grant(session, official.organisation, official.insz, DIRECTORY, PURPOSE_FILES)
     first = OFFICIALS[0]
     commands.add_grant(session, first.organisation, first.insz, "Repository", PURPOSE_REGISTRATION)
     for spec in SOURCES:

@@ -90,6 +90,7 @@ SERVICE = ServiceDefinition(
             response=f"{{{NS}}}GetTaxExemptionStatusesResponse",
             handler=get_statuses,
             person_field="Insz",
+            person_in_files=True,
             soap_action=f"{NS}:GetTaxExemptionStatuses",
         ),
     ),

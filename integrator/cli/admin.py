@@ -72,6 +72,16 @@ def cmd_backend_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 
+def cmd_directory_add(args: argparse.Namespace, settings: Settings) -> int:
+    with sessions(settings)() as session:
+        created = commands.add_directory_entry(session, args.org, args.insz, args.purpose,
+                                               date.fromisoformat(args.start),
+                                               date.fromisoformat(args.end) if args.end else None)
+        session.commit()
+    print(f"{args.insz} {'registered' if created else 'already registered'} for {args.purpose}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
     upgrade = db.add_parser("upgrade", help="create or migrate the schema (Alembic)")
@@ -133,3 +143,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     backend_add.add_argument("--idempotent", nargs="*", default=[], metavar="OPERATION",
                              help="operations safe to retry and to send to the next endpoint")
     backend_add.set_defaults(func=cmd_backend_add)
+
+    directory = sub.add_parser("directory", help="reference directory").add_subparsers(dest="directory_command",
+                                                                                         required=True)
+    directory_add = directory.add_parser("add", help="declare that an organisation has a file on a person")
+    directory_add.add_argument("--org", required=True, help="enterprise number")
+    directory_add.add_argument("--insz", required=True)
+    directory_add.add_argument("--purpose", required=True, help="the legal context (quality) of the file")
+    directory_add.add_argument("--start", default=date.today().isoformat())
+    directory_add.add_argument("--end")
+    directory_add.set_defaults(func=cmd_directory_add)

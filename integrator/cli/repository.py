@@ -19,7 +19,7 @@ def cmd_service_register(args: argparse.Namespace, settings: Settings) -> int:
     with sessions(settings)() as session:
         try:
             row = commands.register_service(session, args.name, args.version, docs, args.owner, args.description,
-                                            args.federated)
+                                            args.federated, person_element=args.person_element)
         except RegistrationRefused as refused:
             print(f"refused: {args.name} {args.version}:", file=sys.stderr)
             for problem in refused.problems:
@@ -73,6 +73,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     register.add_argument("--owner", required=True, help="enterprise number of the owning organisation")
     register.add_argument("--description", default="")
     register.add_argument("--federated", action="store_true", help="open the version to federation")
+    register.add_argument("--person-element", help="local name of the request element holding the person's INSZ: "
+                                                   "requests about persons outside the caller's files are refused")
     register.set_defaults(func=cmd_service_register)
     lifecycle = service.add_parser("lifecycle", help="move a version: active, deprecated (--sunset), retired")
     lifecycle.add_argument("--name", required=True)
