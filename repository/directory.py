@@ -38,13 +38,17 @@ def register(session: Session, organisation_id: int, insz: str, purpose: str, st
 
 
 def unregister(session: Session, organisation_id: int, insz: str, purpose: str, end: date) -> int:
-    """Close every open or later-ending period of the file on end; return how many periods changed."""
+    """End the file on end: periods still running after it are closed on end, periods that would only start
+    after it are withdrawn; return how many periods changed."""
     rows = session.execute(select(DirectoryEntry).where(
         DirectoryEntry.organisation_id == organisation_id, DirectoryEntry.insz == insz,
-        DirectoryEntry.purpose == purpose, DirectoryEntry.valid_from <= end,
+        DirectoryEntry.purpose == purpose,
         or_(DirectoryEntry.valid_until.is_(None), DirectoryEntry.valid_until > end))).scalars().all()
     for row in rows:
-        row.valid_until = end
+        if row.valid_from > end:
+            session.delete(row)
+        else:
+            row.valid_until = end
     session.flush()
     return len(rows)
 
