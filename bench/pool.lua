@@ -1,4 +1,4 @@
--- wrk script for bench/lookup.py: POST bodies from a pool file, check every answer, sum Server-Timing stages.
+-- wrk script of bench/loadgen.py: POST bodies from a pool file, check every answer, sum Server-Timing stages.
 --
 --   BENCH_WRK_OUT=OUT_FILE wrk ... -s bench/pool.lua URL -- POOL_FILE EXPECT UNIQUE THREADS
 --
