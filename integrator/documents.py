@@ -15,7 +15,6 @@ from repository.registry import RegistrationRefused, current_version, documents,
 if TYPE_CHECKING:
     pass
 
-WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
 SOAP_BINDING_NS = "http://schemas.xmlsoap.org/wsdl/soap/"
 XS_NS = "http://www.w3.org/2001/XMLSchema"
 

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from lxml import etree
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,14 +31,6 @@ class Answer:
     outcome: str = "OK"
     detail: str | None = None
     upstream_tickets: tuple[str, ...] = ()
-
-
-class Route(Protocol):
-    key: str  # Name/vMajor: backends and audit use it
-    name: str  # grants and access rights use it
-    contract: Contract
-
-    def operation(self, tag: str) -> OperationContract | None: ...
 
 
 @dataclass(frozen=True)

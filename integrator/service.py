@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -63,7 +63,6 @@ class ServiceDefinition:
     xsd: str
     operations: tuple[Operation, ...]
     description: str = ""
-    backend_contracts: dict[str, str] = field(default_factory=dict)  # label -> xsd path
 
     @property
     def key(self) -> str:

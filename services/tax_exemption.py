@@ -94,5 +94,4 @@ SERVICE = ServiceDefinition(
             soap_action=f"{NS}:GetTaxExemptionStatuses",
         ),
     ),
-    backend_contracts={"StatusSource": SOURCE_XSD},
 )
