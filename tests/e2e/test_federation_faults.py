@@ -31,6 +31,7 @@ from services import demo
 from services.backends.status_source import SOURCES
 from tests.e2e.federation_calls import (
     FD,
+    PERSON,
     SS,
     forwarded_call,
     forwarded_request,
@@ -489,3 +490,35 @@ def test_a_sync_larger_than_a_request_is_paged_and_applied_at_the_default_limits
         arrived = session.execute(select(func.count()).select_from(ServiceVersion)
                                   .where(ServiceVersion.name.in_(names))).scalar_one()
     assert arrived == 80
+
+
+def test_the_callers_files_are_checked_where_the_caller_is_a_customer_not_again_upstream(federation) -> None:
+    """A version that concerns a person carries its person setting down the federation: the regional integrator
+    (Kruisdorp's own) checks Kruisdorp's files; social-security and federal, which know nothing of them, do not."""
+    federal, regional = federation.federal, federation.regional
+    name = unique_service("Person")
+    register_at_federal(federation, name)
+    with federal.sessions() as session:
+        row = session.execute(select(ServiceVersion).where(ServiceVersion.name == name)).scalar_one()
+        row.person_element = "insz"
+        registry.record_change(session, row, "updated")
+        session.commit()
+    grant_at_regional(federation, name)
+    sync_chain(federation)
+    assert versions_at(regional, name)["1.0"].person_element == "insz"
+
+    refused = fault_of(municipal_call(federation, name))
+    assert (refused.http_status, refused.code) == (403, "Client.Caller.PersonNotInFiles")
+    record = audit_record(regional.sessions, refused.ticket)
+    assert (record.fault_code, record.person, record.forwarded_to) == (
+        "Client.Caller.PersonNotInFiles", PERSON.insz, None)
+
+    with regional.sessions() as session:
+        commands.add_directory_entry(session, demo.KRUISDORP.enterprise_number, PERSON.insz, demo.PURPOSE_TAX,
+                                     date(2000, 1, 1))
+        session.commit()
+    answered = municipal_call(federation, name)
+    assert answered.status_code == 200, answered.text
+    header = signed_answer(regional, answered).answer
+    tickets = [t.text for t in header.iterfind(q(KP, "UpstreamTicket"))]
+    assert len(tickets) == 2  # through social-security to federal, neither of which has Kruisdorp's files
