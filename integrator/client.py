@@ -66,7 +66,9 @@ class KruispuntSignature:
             raise AnswerRefused("the answer carries no signed kp:Answer header")
         digest = answer.findtext(q(KP, "RequestSignatureDigest"))
         expected = getattr(self._local, "request_digest", None)
-        if digest is not None and digest != expected:
+        is_fault = verified.payload is not None and verified.payload.tag == q(SOAP_ENV, "Fault")
+        # only a refusal of a request whose signature could not be verified can lack the binding
+        if (digest is None and not is_fault) or (digest is not None and digest != expected):
             raise AnswerRefused("the answer does not refer to the request just sent (RequestSignatureDigest)")
 
 
