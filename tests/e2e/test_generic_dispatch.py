@@ -5,14 +5,17 @@ retries only where the operation is registered idempotent."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 from sqlalchemy import update
 
+from integrator import commands
 from integrator.circuit import CircuitBreaker, CircuitPolicy
 from integrator.namespaces import KP, SOAP_ENV, q
 from integrator.pki import fingerprint
@@ -41,6 +44,7 @@ from tests.e2e.generic_calls import (
     periods,
     register_generic,
     signed_by_integrator,
+    source_certificate,
 )
 from tests.support import audit_record, fault_of, free_port, gunicorn, wait_for
 
@@ -390,3 +394,61 @@ def test_a_half_open_trial_that_never_reports_back_does_not_block_the_backend_fo
         _, record = answered(stack, name, PERSONS[0])
         assert record.detail == "answered by primary" and endpoint.hits == 1
         assert circuits(stack, name)["primary"].state == "closed"
+
+
+# --- 10. a legacy backend without message security ------------------------------------------------------------
+PLAIN_ANSWER = (
+    b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+    b'<ss:get_statusesResponse xmlns:ss="urn:kruispunt:backends:StatusSource:v1"><ss:get_statusesResult>'
+    b"<ss:StatusPeriod><ss:code>PLAIN_SOURCE</ss:code><ss:start>2020-01-01</ss:start></ss:StatusPeriod>"
+    b"</ss:get_statusesResult></ss:get_statusesResponse></soap:Body></soap:Envelope>"
+)
+
+
+@pytest.fixture
+def plain_backend() -> Iterator[tuple[str, list[bytes]]]:
+    """A backend on a trusted network that speaks plain, unsigned SOAP; it records what it receives."""
+    received: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/xml; charset=utf-8")
+            self.send_header("Content-Length", str(len(PLAIN_ANSWER)))
+            self.end_headers()
+            self.wfile.write(PLAIN_ANSWER)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_backend_registered_without_message_security_gets_plain_soap_and_its_answer_is_signed_by_us(
+        stack, service, plain_backend) -> None:  # type: ignore[no-untyped-def]
+    url, received = plain_backend
+    name = service([])
+    with stack.sessions() as session:
+        commands.add_backend(session, f"{name}/v1", "legacy", url, source_certificate(stack), security="none")
+        session.commit()
+    answer, record = answered(stack, name, PERSONS[0])
+    assert periods(answer.payload) == [("PLAIN_SOURCE", "2020-01-01", None)]
+    assert record.detail == "answered by legacy"
+    assert len(received) == 1 and b"wsse:Security" not in received[0] and b"Signature" not in received[0]
+
+
+def test_backend_registered_with_message_security_may_not_answer_unsigned(stack, service,
+                                                                          plain_backend) -> None:  # type: ignore[no-untyped-def]
+    url, _ = plain_backend
+    name = service([Endpoint("unsigned", url, idempotent=False)])
+    seen, _, _ = refused(stack, name, StatusCall(stack.pki.kruisdorp, insz=PERSONS[0].insz, on=ON),
+                         "Server.Backend.InvalidAnswer", 502)
+    assert "signature is refused" in seen.reason
