@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from repository.documents import DocumentSet
 from repository.models import Certificate, Organisation, Peer, ServiceDocument, ServiceVersion
-from repository.registry import parse_version, record_change
+from repository.registry import parse_version, record_changes
 
 
 @dataclass(frozen=True)
@@ -75,11 +75,12 @@ def apply_page(session: Session, peer: PeerView, items: list[RemoteVersion], cur
     """Apply one page of a peer's feed and move its cursor, in the caller's transaction; return conflicts."""
     conflicts: list[str] = []
     now = datetime.now(UTC)
-    for item in items:
-        major, minor = parse_version(item.version)
-        row = session.execute(select(ServiceVersion).where(
-            ServiceVersion.name == item.name, ServiceVersion.major == major, ServiceVersion.minor == minor)
-        ).scalar_one_or_none()
+    keys = [(item.name, *parse_version(item.version)) for item in items]
+    known = {(r.name, r.major, r.minor): r for r in session.execute(select(ServiceVersion).where(
+        tuple_(ServiceVersion.name, ServiceVersion.major, ServiceVersion.minor).in_(keys))).scalars()} if keys else {}
+    applied: list[tuple[ServiceVersion, RemoteVersion]] = []
+    for item, (_, major, minor) in zip(items, keys, strict=True):
+        row = known.get((item.name, major, minor))
         if row is not None and row.origin_peer_id != peer.id:
             conflicts.append(f"{item.name} {item.version}: already registered here (origin {row.origin}); kept ours")
             continue
@@ -91,10 +92,15 @@ def apply_page(session: Session, peer: PeerView, items: list[RemoteVersion], cur
         row.sunset, row.successor, row.wsdl = item.sunset, item.successor, item.docs.wsdl
         row.person_element = item.person_element
         row.federated = item.kind != "withdrawn"  # passed on to our own peers, one level further
-        session.flush()
-        session.execute(delete(ServiceDocument).where(ServiceDocument.version_id == row.id))
-        session.add_all([ServiceDocument(version_id=row.id, path=p, content=c) for p, c in item.docs.files.items()])
-        record_change(session, row, item.kind, now)
+        known[(item.name, major, minor)] = row  # the same version twice in a page: the later state wins
+        applied.append((row, item))
+    record_changes(session, [(row, item.kind) for row, item in applied], now)  # flushes: new rows get their ids
+    if applied:
+        session.execute(delete(ServiceDocument).where(ServiceDocument.version_id.in_({r.id for r, _ in applied})))
+        latest = {row.id: item for row, item in applied}
+        session.execute(insert(ServiceDocument), [{"version_id": version_id, "path": p, "content": c}
+                                                  for version_id, item in latest.items()
+                                                  for p, c in item.docs.files.items()])
     stored = session.get(Peer, peer.id)
     assert stored is not None
     stored.cursor = cursor

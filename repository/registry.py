@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from repository.compatibility import BreakingChange, breaking_changes
@@ -78,17 +78,28 @@ def document_listing(session: Session, version_ids: list[int]) -> dict[int, tupl
 
 def record_change(session: Session, version: ServiceVersion, kind: str, now: datetime | None = None) -> int:
     """Append to the change feed and stamp the version with its sequence number."""
+    return record_changes(session, [(version, kind)], now)[0]
+
+
+def record_changes(session: Session, changes: list[tuple[ServiceVersion, str]],
+                   now: datetime | None = None) -> list[int]:
+    """Append many changes in order, in one statement, and stamp each version with its sequence number."""
+    if not changes:
+        return []
     now = now or datetime.now(UTC)
     if session.get_bind().dialect.name == "postgresql":
         # sequence numbers must be handed out in commit order, or a peer whose cursor passed a number still
         # uncommitted would never see that change: writers of the feed take turns until they commit
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FEED_LOCK})
-    change = Change(version_id=version.id, kind=kind, at=now)
-    session.add(change)
-    session.flush()
-    version.change_seq = change.seq
-    version.updated_at = now
-    return change.seq
+    session.flush()  # versions need their ids
+    seqs = list(session.execute(
+        insert(Change).returning(Change.seq, sort_by_parameter_order=True),
+        [{"version_id": version.id, "kind": kind, "at": now} for version, kind in changes],
+    ).scalars())
+    for (version, _), seq in zip(changes, seqs, strict=True):
+        version.change_seq = seq
+        version.updated_at = now
+    return seqs
 
 
 def register_version(
