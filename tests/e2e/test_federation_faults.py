@@ -21,12 +21,16 @@ from sqlalchemy import delete, func, select
 
 from integrator import commands
 from integrator.contract import Contract, build
+from integrator.faults import PeerRefused
+from integrator.federation import FEDERATION_PATH, PeerClient
 from integrator.namespaces import KP, q
 from integrator.pki import create_ca, fingerprint, issue
 from integrator.ticket import new_ticket
 from integrator.wssec.sign import SigningKey, new_envelope, sign_envelope, signature_digest
+from integrator.wssec.trust import TrustStore
 from repository import registry
 from repository.models import Certificate, Peer, ServiceVersion
+from repository.peers import PeerView
 from services import demo
 from services.backends.status_source import SOURCES
 from tests.e2e.federation_calls import (
@@ -522,3 +526,22 @@ def test_the_callers_files_are_checked_where_the_caller_is_a_customer_not_again_
     header = signed_answer(regional, answered).answer
     tickets = [t.text for t in header.iterfind(q(KP, "UpstreamTicket"))]
     assert len(tickets) == 2  # through social-security to federal, neither of which has Kruisdorp's files
+
+
+def test_the_change_feed_answers_registered_peers_only(federation) -> None:
+    """The regional integrator is social-security's peer, not federal's: federal's feed refuses it, audited."""
+    federal, regional = federation.federal, federation.regional
+    settings = regional.settings
+    client = PeerClient(SigningKey.from_identity(regional.identity),
+                        TrustStore.from_files(settings.trust_anchor_paths, settings.crl_path), settings.peer_limits)
+    as_if_peer = PeerView(0, "federal", federal.base_url, federal.identity.cert_path.read_text(),
+                          federal.enterprise_number, 0)
+    request = build(f"{{{FD}}}GetChangesRequest", {"Cursor": 0, "Limit": 10})
+    caller = build(q(KP, "Caller"), {"Official": settings.operator_insz, "Purpose": "FEDERATION_SYNC",
+                                     "MessageId": str(uuid.uuid4())})
+    with pytest.raises(PeerRefused) as refused:
+        client.call(as_if_peer, FEDERATION_PATH, request, [caller], f"{FD}:GetChanges")
+    assert (refused.value.code, refused.value.HTTP_STATUS) == ("Client.Federation.PeerUnknown", 403)
+    record = audit_record(federal.sessions, refused.value.tickets[0])
+    assert (record.service, record.fault_code, record.came_from) == (
+        "Federation/v1", "Client.Federation.PeerUnknown", None)
