@@ -5,11 +5,14 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
@@ -126,3 +129,34 @@ def audit_record(sessions: sessionmaker[Session], ticket: str) -> AuditRecord:
         rows = session.execute(select(AuditRecord).where(AuditRecord.ticket == ticket)).scalars().all()
     assert len(rows) == 1, f"expected exactly one audit record for {ticket}, found {len(rows)}"
     return rows[0]
+
+
+@contextmanager
+def answering_server(answer: Callable[[bytes], bytes]) -> Iterator[tuple[str, list[bytes]]]:
+    """A real HTTP server on loopback that answers every POST with answer(request); yields its URL and the
+    requests it received."""
+    received: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            received.append(data)
+            body = answer(data)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/xml; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

@@ -8,13 +8,9 @@ import base64
 import re
 import subprocess
 import sys
-import threading
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 from lxml import etree
@@ -198,32 +194,4 @@ def tickets_in(text: str) -> list[str]:
 
 
 # --- an impostor integrator -----------------------------------------------------------------------------
-@contextmanager
-def impostor_server(answer: Callable[[bytes], bytes]) -> Iterator[tuple[str, list[bytes]]]:
-    """A real HTTP server on loopback that answers every POST with answer(request); yields its URL and the
-    requests it received."""
-    received: list[bytes] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            received.append(data)
-            body = answer(data)
-            self.send_response(200)
-            self.send_header("Content-Type", "text/xml; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", received
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)

@@ -40,7 +40,6 @@ from tests.e2e.federation_calls import (
     forwarded_call,
     forwarded_request,
     grant_at_regional,
-    impostor_server,
     kruispunt,
     municipal_call,
     peer_list,
@@ -54,7 +53,7 @@ from tests.e2e.federation_calls import (
     unique_service,
 )
 from tests.federation import SERVICE
-from tests.support import PROJECT, audit_record, fault_of, gunicorn, post, wait_for
+from tests.support import PROJECT, answering_server, audit_record, fault_of, gunicorn, post, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -281,7 +280,7 @@ def test_a_sync_from_an_impostor_is_refused_and_applies_nothing(federation, tmp_
         sign_envelope(root, SigningKey.from_identity(signer), headers=[bound])
         return etree.tostring(root)
 
-    with impostor_server(answer) as (url, received):
+    with answering_server(answer) as (url, received):
         with social.sessions() as session:
             commands.add_peer(session, peer, url, impostor.cert_path.read_bytes(), number)
             session.commit()

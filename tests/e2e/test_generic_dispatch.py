@@ -5,11 +5,9 @@ retries only where the operation is registered idempotent."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -46,7 +44,7 @@ from tests.e2e.generic_calls import (
     signed_by_integrator,
     source_certificate,
 )
-from tests.support import audit_record, fault_of, free_port, gunicorn, wait_for
+from tests.support import answering_server, audit_record, fault_of, free_port, gunicorn, wait_for
 
 ON = date(2026, 1, 1)
 SUNSET = date(2031, 12, 31)
@@ -408,28 +406,8 @@ PLAIN_ANSWER = (
 @pytest.fixture
 def plain_backend() -> Iterator[tuple[str, list[bytes]]]:
     """A backend on a trusted network that speaks plain, unsigned SOAP; it records what it receives."""
-    received: list[bytes] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-            self.send_response(200)
-            self.send_header("Content-Type", "text/xml; charset=utf-8")
-            self.send_header("Content-Length", str(len(PLAIN_ANSWER)))
-            self.end_headers()
-            self.wfile.write(PLAIN_ANSWER)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/", received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with answering_server(lambda _request: PLAIN_ANSWER) as server:
+        yield server
 
 
 def test_backend_registered_without_message_security_gets_plain_soap_and_its_answer_is_signed_by_us(
