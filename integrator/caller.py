@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -20,7 +20,6 @@ from integrator.faults import (
     PeerUnknown,
     PersonNotInFiles,
 )
-from repository.directory import in_files
 from repository.peers import PeerView, peer_by_certificate
 from repository.queries import OrganisationView, caller_facts, organisation_by_certificate
 
@@ -35,11 +34,12 @@ class Caller:
 
 def authorise(
     session: Session, fingerprint: str, header: dict[str, str], service: str, now: datetime,
-    on_organisation: Callable[[str], None] | None = None,
+    on_organisation: Callable[[str], None] | None = None, person: str | None = None,
 ) -> Caller:
-    """Refuse unless the certificate's organisation employs the official with a grant for service + purpose."""
+    """Refuse unless the certificate's organisation employs the official with a grant for service + purpose,
+    and (for a service that concerns a person) has that person in its files for the purpose today."""
     official, purpose = header["Official"], header["Purpose"]
-    facts = caller_facts(session, fingerprint, official, service, purpose, now.date())
+    facts = caller_facts(session, fingerprint, official, service, purpose, now.date(), person)
     if facts is None:
         raise OrganisationUnknown(
             f"The signing certificate (SHA-256 {fingerprint[:16]}…) is not registered to any organisation; "
@@ -69,17 +69,13 @@ def authorise(
             f"Official {official} has no active grant for service {service} with purpose {purpose}; "
             "ask your local administrator for one."
         )
-    return Caller(organisation, official, purpose, header["MessageId"])
-
-
-def check_in_files(session: Session, caller: Caller, insz: str, on: date) -> None:
-    """A service that concerns a person answers only about persons in the caller's files for the purpose."""
-    if not in_files(session, caller.organisation.id, insz, caller.purpose, on):
+    if person is not None and not facts.person_in_files:
         raise PersonNotInFiles(
-            f"Person {insz} is not in the files of organisation {caller.organisation.enterprise_number} for purpose "
-            f"{caller.purpose} on {on}; register them in the reference directory (ReferenceDirectory "
+            f"Person {person} is not in the files of organisation {organisation.enterprise_number} for purpose "
+            f"{purpose} on {now.date()}; register them in the reference directory (ReferenceDirectory "
             "RegisterPerson) before asking about them."
         )
+    return Caller(organisation, official, purpose, header["MessageId"])
 
 
 def authorise_peer(session: Session, fingerprint: str) -> tuple[PeerView, OrganisationView]:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from integrator.answer import fault_payload, signed_answer
 from integrator.audit import AuditDraft, write_audit
-from integrator.caller import Caller, authorise, authorise_forwarded, authorise_peer, check_in_files
+from integrator.caller import Caller, authorise, authorise_forwarded, authorise_peer
 from integrator.config import Settings
 from integrator.contract import Contract
 from integrator.dispatch import BoundDispatcher, Dispatcher
@@ -136,9 +136,8 @@ class Pipeline:
             if person_field:
                 draft.person = _text_field(request, person_field)
             clock.mark("contract")
-            caller, via = self._caller(session, route, payload.tag, header, verified, draft, now)
-            if must_be_in_files and not via and draft.person:
-                check_in_files(session, caller, draft.person, now.date())
+            person = draft.person if must_be_in_files else None
+            caller, via = self._caller(session, route, payload.tag, header, verified, draft, now, person)
             clock.mark("caller")
         draft.organisation = caller.organisation.enterprise_number
         draft.official, draft.purpose = caller.official, caller.purpose
@@ -154,9 +153,11 @@ class Pipeline:
         return answer, notice
 
     def _caller(self, session: Session, route: CodeRoute | RepositoryRoute, tag: str, header: dict[str, str],
-                verified: Verified, draft: AuditDraft, now: datetime) -> tuple[Caller, tuple[str, ...]]:
+                verified: Verified, draft: AuditDraft, now: datetime,
+                person: str | None) -> tuple[Caller, tuple[str, ...]]:
         """Who is asking: an official of the certificate's organisation, a peer itself, or a caller a peer
-        vouches for (then also the integrators the request passed through)."""
+        vouches for (then also the integrators the request passed through; their files were checked by the
+        caller's own integrator)."""
         behalf = verified.headers.get(ON_BEHALF_OF)
         if behalf is not None:
             vouched = self.common.check(behalf)
@@ -171,7 +172,7 @@ class Pipeline:
             draft.came_from = peer.name
             return Caller(organisation, header["Official"], header["Purpose"], header["MessageId"]), ()
         return authorise(session, draft.certificate or "", header, route.name, now,
-                         on_organisation=lambda number: setattr(draft, "organisation", number)), ()
+                         on_organisation=lambda number: setattr(draft, "organisation", number), person=person), ()
 
     def _invoke(self, route: CodeRoute | RepositoryRoute, operation: OperationContract, payload: etree._Element,
                 request: dict[str, Any], caller: Caller, draft: AuditDraft, now: datetime, base_url: str,

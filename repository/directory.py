@@ -62,11 +62,3 @@ def entries(session: Session, organisation_id: int, insz: str | None = None,
         query = query.where(DirectoryEntry.purpose == purpose)
     rows = session.execute(query.order_by(DirectoryEntry.insz, DirectoryEntry.purpose, DirectoryEntry.valid_from))
     return [Entry(r.insz, r.purpose, r.valid_from, r.valid_until) for r in rows.scalars()]
-
-
-def in_files(session: Session, organisation_id: int, insz: str, purpose: str, on: date) -> bool:
-    """Has the organisation declared a file on the person, for this purpose, covering this date?"""
-    return session.execute(select(DirectoryEntry.id).where(
-        DirectoryEntry.organisation_id == organisation_id, DirectoryEntry.insz == insz,
-        DirectoryEntry.purpose == purpose, DirectoryEntry.valid_from <= on,
-        or_(DirectoryEntry.valid_until.is_(None), DirectoryEntry.valid_until >= on)).limit(1)).first() is not None
