@@ -44,7 +44,6 @@ from integrator.wssec.sign import SigningKey
 from integrator.wssec.trust import TrustStore
 from integrator.wssec.verify import Verified, verify_envelope
 from repository.documents import OperationContract
-from repository.peers import peer_by_id
 
 log = logging.getLogger("kruispunt.pipeline")
 CALLER = q(KP, "Caller")
@@ -191,8 +190,7 @@ class Pipeline:
     def _forward(self, route: RepositoryRoute, operation: OperationContract, payload: etree._Element,
                  caller: Caller, draft: AuditDraft, via: tuple[str, ...]) -> Answer:
         """The service belongs to another integrator: hand the request on, vouching for the caller."""
-        with self.sessions() as session:
-            peer = peer_by_id(session, route.origin_peer_id or 0)
+        peer = route.peer
         if peer is None:
             raise InternalError(f"The integrator that owns {route.key} is no longer registered as a peer.")
         draft.forwarded_to = peer.name

@@ -18,6 +18,7 @@ from integrator.contract import Contract, build
 from integrator.faults import ServiceUnknown
 from integrator.service import CallContext, Operation, ServiceDefinition
 from repository.documents import OperationContract, wrapper_xsd
+from repository.peers import PeerView, peer_by_id
 from repository.registry import current_version, documents
 
 PATH = re.compile(r"^/soap/(?P<name>[A-Za-z][A-Za-z0-9_.-]{0,99})/v(?P<major>[0-9]{1,4})$")
@@ -77,6 +78,7 @@ class RepositoryRoute:
     origin_peer_id: int | None
     federated: bool
     person_element: str | None
+    peer: PeerView | None  # the integrator that owns the version, when it was learnt from one
     contract: Contract
     operations: dict[str, OperationContract] = field(default_factory=dict)  # by request element
 
@@ -142,7 +144,9 @@ class Routes:
             contract, operations = cached
             return RepositoryRoute(version.name, version.major, version.minor, version.status, version.sunset,
                                    version.successor, version.origin, version.origin_peer_id, version.federated,
-                                   version.person_element, contract, operations)
+                                   version.person_element,
+                                   peer_by_id(session, version.origin_peer_id) if version.origin_peer_id else None,
+                                   contract, operations)
 
     def _compile(self, session: Session, version: Any,
                  compiled_key: tuple[int, int]) -> tuple[Contract, dict[str, OperationContract]]:
