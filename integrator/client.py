@@ -100,8 +100,16 @@ class KruispuntClient:
     def tax_exemption_statuses(self, insz: str, on: date, *, official: str, purpose: str,
                                message_id: str | None = None) -> Answer:
         """GetTaxExemptionStatuses for one person on one date; raises zeep Fault for refusals."""
+        return self.call("GetTaxExemptionStatuses", official=official, purpose=purpose, message_id=message_id,
+                         Insz=insz, ReferenceDate=on)
+
+    def call(self, operation: str, *, official: str, purpose: str, message_id: str | None = None,
+             **fields: Any) -> Answer:
+        """Any operation of the service the client was made for, its fields as keyword arguments (zeep types).
+        A retry of a state-changing operation passes the first attempt's message_id: the integrator answers it
+        with the first outcome. Raises zeep Fault for refusals, AnswerRefused for answers that do not verify."""
         header = self.caller_header(official, purpose, message_id)
-        result = self.client.service.GetTaxExemptionStatuses(Insz=insz, ReferenceDate=on, _soapheaders=[header])
+        result = self.client.service[operation](**fields, _soapheaders=[header])
         return Answer(body=result.body, ticket=result.header.answer.Ticket)
 
 

@@ -33,6 +33,9 @@ class Settings:
     operator_insz: str = "85073003328"  # the official named in this integrator's own calls (federation sync)
     max_hops: int = 3  # a forwarded request passes through at most this many integrators
     peer_answer_max_bytes: int = 64 * 1024 * 1024  # a peer's answer (a change-feed page) may be this large
+    outbox_interval_seconds: float = 5.0  # how often each worker's forwarder looks for deliveries due (0: never)
+    outbox_lease_seconds: float = 120.0  # a deliverer that died is taken over after this long
+    proposal_decision_days: float = 30.0  # update proposals undecided for longer are overdue
 
     @property
     def peer_limits(self) -> EnvelopeLimits:
@@ -66,6 +69,9 @@ class Settings:
             operator_insz=env.get("KRUISPUNT_OPERATOR_INSZ", "85073003328"),
             max_hops=int(env.get("KRUISPUNT_MAX_HOPS", "3")),
             peer_answer_max_bytes=int(env.get("KRUISPUNT_PEER_ANSWER_MAX_BYTES", str(64 * 1024 * 1024))),
+            outbox_interval_seconds=float(env.get("KRUISPUNT_OUTBOX_INTERVAL_SECONDS", "5")),
+            outbox_lease_seconds=float(env.get("KRUISPUNT_OUTBOX_LEASE_SECONDS", "120")),
+            proposal_decision_days=float(env.get("KRUISPUNT_PROPOSAL_DECISION_DAYS", "30")),
             circuit=CircuitPolicy(
                 threshold=int(env.get("KRUISPUNT_CIRCUIT_THRESHOLD", "3")),
                 cooldown=timedelta(seconds=float(env.get("KRUISPUNT_CIRCUIT_COOLDOWN_SECONDS", "30"))),

@@ -274,3 +274,17 @@ class BoundDispatcher:
 
     def call_all(self, kind: BackendContract, payload: dict[str, Any]) -> list[BackendOutcome]:
         return self.dispatcher.call_all(self.service, kind, payload)
+
+    def backend(self, name: str | None = None) -> BackendView:
+        """The service's backend of that name (or its first by failover order when no name is given)."""
+        backends = self.dispatcher.backends(self.service)
+        found = next((b for b in backends if b.name == name), None) if name else next(
+            iter(failover_order(backends)), None)
+        if found is None:
+            raise BackendNotRegistered(
+                f"No backend {name or ''} is registered for service {self.service}; the request cannot be served.")
+        return found
+
+    def call(self, kind: BackendContract, payload: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+        """One typed read from one backend of the service (see backend())."""
+        return self.dispatcher.call(self.backend(name), kind, payload)

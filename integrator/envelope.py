@@ -32,7 +32,8 @@ class Envelope:
     body: etree._Element
 
 
-def _parser() -> etree.XMLParser:
+def safe_parser() -> etree.XMLParser:
+    """No entities, no DTD, no network: for XML we produced ourselves or read back from our own tables."""
     return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
@@ -60,7 +61,7 @@ def parse_xml(data: bytes, limits: EnvelopeLimits) -> etree._Element:
             "The request contains a DTD or entity declaration; SOAP messages must not carry one."
         )
     try:
-        root = etree.fromstring(data, parser=_parser())
+        root = etree.fromstring(data, parser=safe_parser())
     except etree.XMLSyntaxError as exc:
         if "depth" in (exc.msg or "").lower():
             raise EnvelopeTooDeep(f"The request nests elements deeper than {limits.max_depth} levels.") from None

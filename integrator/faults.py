@@ -210,6 +210,65 @@ class PeerRefused(KruispuntFault):
         return self.remote_code
 
 
+# --- municipal services: idempotency, proposals, e-Creabis, BIS register, applications --------------------
+class IdempotencyConflict(ClientFault):
+    """A MessageId used again for a different request: a retry must repeat the request unchanged."""
+
+    CODE = "Client.Idempotency.Conflict"
+    HTTP_STATUS = 409
+
+
+class ProposalPersonUnknown(ClientFault):
+    CODE = "Client.Proposal.PersonUnknown"
+    HTTP_STATUS = 404
+
+
+class ProposalUnknown(ClientFault):
+    CODE = "Client.Proposal.Unknown"
+    HTTP_STATUS = 404
+
+
+class ProposalNotCompetent(ClientFault):
+    CODE = "Client.Proposal.NotCompetent"
+    HTTP_STATUS = 403
+
+
+class ProposalAlreadyDecided(ClientFault):
+    CODE = "Client.Proposal.AlreadyDecided"
+    HTTP_STATUS = 409
+
+
+class MunicipalityNotConnected(KruispuntFault):
+    """The National Register names a municipality that is not (yet) an organisation of this network."""
+
+    CODE = "Server.Proposal.MunicipalityNotConnected"
+    HTTP_STATUS = 503
+
+
+class CreabisExactMatch(ClientFault):
+    CODE = "Client.Creabis.ExactMatch"
+    HTTP_STATUS = 409
+
+
+class BirthDateImpossible(ClientFault):
+    CODE = "Client.Creabis.BirthDateImpossible"
+
+
+class BisNumbersExhausted(KruispuntFault):
+    CODE = "Server.Creabis.NumbersExhausted"
+    HTTP_STATUS = 503
+
+
+class RegisterPersonUnknown(ClientFault):
+    CODE = "Client.Register.PersonUnknown"
+    HTTP_STATUS = 404
+
+
+class ReceiptUnknown(ClientFault):
+    CODE = "Client.Application.ReceiptUnknown"
+    HTTP_STATUS = 404
+
+
 # --- server side ----------------------------------------------------------------------------------------
 class InternalError(KruispuntFault):
     CODE = "Server.Internal"

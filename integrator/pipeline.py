@@ -34,6 +34,7 @@ from integrator.faults import (
 )
 from integrator.federation import Forwarded, PeerClient, forward
 from integrator.namespaces import KP, q
+from integrator.outbox import Forwarder
 from integrator.pki import fingerprint
 from integrator.replay import remember
 from integrator.routes import Answer, CodeRoute, RepositoryRoute, Routes
@@ -70,6 +71,7 @@ class Pipeline:
         trust: TrustStore,
         dispatcher: Dispatcher,
         peer_client: PeerClient | None = None,
+        forwarder: Forwarder | None = None,
     ) -> None:
         self.settings = settings
         self.routes = Routes(services, settings.xsd_dir, sessions, settings.var_dir / "cache" / "contracts",
@@ -80,6 +82,7 @@ class Pipeline:
         self.trust = trust
         self.dispatcher = dispatcher
         self.peer_client = peer_client or PeerClient(signing_key, trust, settings.peer_limits)
+        self.forwarder = forwarder
 
     def handle(self, path: str, data: bytes, declared_length: int = 0, base_url: str = "") -> Reply:
         received = datetime.now(UTC)
@@ -116,7 +119,6 @@ class Pipeline:
         draft.certificate = fingerprint(verified.certificate)
         header = self._caller_header(verified, envelope.header)
         draft.official, draft.purpose, draft.message_id = header["Official"], header["Purpose"], header["MessageId"]
-        keys = [f"sig:{verified.signature_digest.hex()}", f"mid:{draft.certificate[:32]}:{header['MessageId']}"]
         payload = verified.payload
         if payload is None:
             raise OperationUnknown("The signed Body is empty; it must hold one request element.")
@@ -124,6 +126,9 @@ class Pipeline:
         if operation is None:
             raise OperationUnknown(f"{payload.tag} is not an operation of {route.key}; see its WSDL.")
         draft.operation = operation.name
+        keys = [f"sig:{verified.signature_digest.hex()}"]
+        if not _retry_safe(route, payload.tag):
+            keys.append(f"mid:{draft.certificate[:32]}:{header['MessageId']}")
         if isinstance(route, RepositoryRoute) and route.status == "retired":
             successor = f"; use {route.successor} instead" if route.successor else ""
             raise ServiceRetired(f"{route.name} {route.version} is retired{successor}.")
@@ -170,7 +175,8 @@ class Pipeline:
             peer, organisation = authorise_peer(session, draft.certificate or "")
             draft.came_from = peer.name
             return Caller(organisation, header["Official"], header["Purpose"], header["MessageId"]), ()
-        return authorise(session, draft.certificate or "", header, route.name, now,
+        right = route.handler(tag).access if isinstance(route, CodeRoute) else None
+        return authorise(session, draft.certificate or "", header, right or route.name, now,
                          on_organisation=lambda number: setattr(draft, "organisation", number), person=person), ()
 
     def _invoke(self, route: CodeRoute | RepositoryRoute, operation: OperationContract, payload: etree._Element,
@@ -181,7 +187,7 @@ class Pipeline:
         if isinstance(route, CodeRoute):
             context = CallContext(draft.ticket, now, caller.organisation, caller.official, caller.purpose,
                                   caller.message_id, BoundDispatcher(self.dispatcher, route.key), self.sessions,
-                                  base_url, self.settings.name)
+                                  base_url, self.settings.name, self.forwarder, self.signing_key, self.settings)
             return route.invoke(payload.tag, request, context), InternalError
         if route.origin_peer_id is not None:
             return self._forward(route, operation, payload, caller, draft, via), PeerInvalidAnswer
@@ -276,6 +282,11 @@ def _person_setting(route: CodeRoute | RepositoryRoute, tag: str) -> tuple[str |
         op = route.handler(tag)
         return op.person_field, op.person_in_files
     return route.person_element, route.person_element is not None
+
+
+def _retry_safe(route: CodeRoute | RepositoryRoute, tag: str) -> bool:
+    """Whether the operation takes the MessageId as an idempotency key (its own code answers a retry)."""
+    return isinstance(route, CodeRoute) and route.handler(tag).retry_safe
 
 
 def _text_field(request: dict[str, Any], name: str) -> str | None:

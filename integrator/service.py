@@ -26,6 +26,9 @@ class CallContext:
     sessions: sessionmaker[Session] | None = None  # for services that keep their own tables or read the repository
     base_url: str = ""  # how the caller reaches this integrator, e.g. http://127.0.0.1:8080
     integrator_name: str = "kruispunt"  # this integrator's name towards its peers
+    forwarder: Any = None  # integrator.outbox.Forwarder: store-and-forward deliveries to backends
+    signing_key: Any = None  # integrator.wssec.sign.SigningKey: for documents the integrator signs (receipts)
+    settings: Any = None  # integrator.config.Settings
 
 
 @dataclass
@@ -50,6 +53,9 @@ class Operation:
     person_in_files: bool = False  # refuse unless the person is in the caller's files (reference directory)
     soap_action: str = ""
     audience: str = "officials"  # officials: grant checked; peers: only registered peer integrators
+    retry_safe: bool = False  # the caller's MessageId is an idempotency key: a retry gets the first outcome,
+    #                           so only a re-sent signature is a replay, not a re-used MessageId
+    access: str | None = None  # the access right and grant this operation needs, when not the service's own
 
 
 @dataclass(frozen=True)

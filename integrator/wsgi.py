@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -20,6 +21,7 @@ from integrator.documents import (
     repository_wsdl,
     static_file,
 )
+from integrator.outbox import Forwarder
 from integrator.pipeline import Pipeline
 from integrator.pki import Identity
 from integrator.routes import PATH
@@ -134,7 +136,10 @@ def create_app(settings: Settings | None = None) -> IntegratorApp:
                             settings.limits,
                             parallelism=settings.backend_parallelism,
                             cache_seconds=settings.repository_cache_seconds)
-    pipeline = Pipeline(settings, PUBLISHED, sessions, key, trust, dispatcher)
+    forwarder = Forwarder(sessions, dispatcher, timedelta(seconds=settings.outbox_lease_seconds),
+                          settings.outbox_interval_seconds)
+    pipeline = Pipeline(settings, PUBLISHED, sessions, key, trust, dispatcher, forwarder=forwarder)
     with sessions() as session:
         session.execute(text("SELECT 1"))
+    forwarder.start()
     return IntegratorApp(settings, PUBLISHED, pipeline)

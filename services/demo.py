@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 from integrator import commands
 from integrator.config import PROJECT_ROOT, Settings
 from repository import directory, registry
+from services import demo_applications, demo_creabis, demo_proposals
+from services.backends.catalogue import BACKENDS
 from services.backends.persons import PERSONS, make_insz
 from services.backends.status_source import SOURCES
 from services.tax_exemption import SERVICE as TAX_EXEMPTION
@@ -21,6 +23,8 @@ PURPOSE_REGISTRATION = "SERVICE_REGISTRATION"
 PURPOSE_FILES = "FILE_MANAGEMENT"
 DIRECTORY = "ReferenceDirectory"
 RIGHTS = (TAX_EXEMPTION.name, GENERIC, "Metadata", "Repository", DIRECTORY)  # every demo organisation may use
+
+MUNICIPAL_SERVICES = (demo_proposals, demo_creabis, demo_applications)
 
 
 def enterprise_number(first8: int) -> str:
@@ -86,6 +90,8 @@ def load(settings: Settings, session: Session, backend_urls: dict[str, str]) -> 
         commands.add_backend(session, TAX_EXEMPTION.key, spec.name, url,
                              (pki / f"backend-{spec.name}.crt").read_bytes())
     _generic_demo(settings, session, backend_urls)
+    for module in MUNICIPAL_SERVICES:  # each municipal service loads its own demo rights, grants and backends
+        module.load(settings, session, backend_urls)
     session.commit()
 
 
@@ -106,4 +112,4 @@ def _generic_demo(settings: Settings, session: Session, backend_urls: dict[str, 
 
 def pki_init(settings: Settings, force: bool = False) -> commands.DemoPki:
     return commands.pki_init(settings, [(o.enterprise_number, o.name) for o in ORGANISATIONS],
-                             [s.name for s in SOURCES], force=force)
+                             [b.name for b in BACKENDS], force=force)

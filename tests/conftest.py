@@ -23,6 +23,7 @@ from integrator.config import Settings
 from integrator.database import make_engine, session_factory
 from integrator.pki import Identity, create_ca, issue, write_crl
 from services import demo
+from services.backends.catalogue import BACKENDS
 from services.backends.status_source import SOURCES
 from tests.federation import SERVICE as FEDERATED_SERVICE
 from tests.federation import Integrator, make_integrator, municipality_at, peer_up, register_federal_service
@@ -30,6 +31,8 @@ from tests.support import free_port, gunicorn, wait_for
 
 PG_ADMIN_URL = os.environ.get("KRUISPUNT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 LOOPBACK = ("127.", "::1", "localhost")
+
+OUTBOX_LEASE_SECONDS = 8  # a worker killed while delivering is taken over after this long
 
 
 @pytest.fixture(autouse=True)
@@ -161,10 +164,12 @@ class Stack:
 def stack(pki: Pki, database_url: str, sessions: sessionmaker[Session],
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = dict(os.environ, KRUISPUNT_VAR=str(pki.var_dir), KRUISPUNT_DATABASE_URL=database_url,
-               KRUISPUNT_REPOSITORY_CACHE_SECONDS="0", KRUISPUNT_ACCESS_LOG="")
+               KRUISPUNT_REPOSITORY_CACHE_SECONDS="0", KRUISPUNT_ACCESS_LOG="",
+               KRUISPUNT_BACKEND_STATE=str(tmp_path_factory.mktemp("backend-state")),
+               KRUISPUNT_OUTBOX_INTERVAL_SECONDS="0.5", KRUISPUNT_OUTBOX_LEASE_SECONDS=str(OUTBOX_LEASE_SECONDS))
     settings = Settings.from_env(env)
     commands.db_upgrade(settings)
-    ports = {spec.name: free_port() for spec in SOURCES}
+    ports = {spec.name: free_port() for spec in BACKENDS}
     with sessions() as session:
         demo.load(settings, session, {name: f"http://127.0.0.1:{port}/" for name, port in ports.items()})
         for hostile in (pki.untrusted, pki.expired, pki.revoked, pki.no_signature_usage):

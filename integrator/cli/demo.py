@@ -18,7 +18,7 @@ from integrator.client import AnswerRefused, KruispuntClient, fault_detail
 from integrator.config import PROJECT_ROOT, Settings
 from integrator.pki import Identity
 from services import demo
-from services.backends.status_source import SOURCES
+from services.backends.catalogue import BACKENDS
 
 
 def cmd_demo_load(args: argparse.Namespace, settings: Settings) -> int:
@@ -70,7 +70,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         subprocess.Popen([*gunicorn, "-b", f"127.0.0.1:{spec.port}", "-w", "1", "-k", "gthread", "--threads", "4",
                           "services.backends.wsgi:create_app()"], env=dict(env, KRUISPUNT_BACKEND=spec.name),
                          cwd=PROJECT_ROOT)
-        for spec in SOURCES
+        for spec in BACKENDS
     ]
     children.append(subprocess.Popen([*gunicorn, "-c", str(PROJECT_ROOT / "gunicorn.conf.py"),
                                       "integrator.wsgi:create_app()"], env=env, cwd=PROJECT_ROOT))

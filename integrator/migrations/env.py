@@ -3,8 +3,12 @@
 from alembic import context
 
 import integrator.audit
+import integrator.outbox
 import integrator.replay  # noqa: F401
-import repository.models  # noqa: F401
+import repository.applications
+import repository.bis
+import repository.models
+import repository.proposals  # noqa: F401
 from integrator.database import make_engine
 from repository.base import Base
 

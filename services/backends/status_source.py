@@ -59,6 +59,11 @@ def make_application(spec: SourceSpec) -> WsgiApplication:
     return WsgiApplication(app)
 
 
+def for_name(name: str, _state_dir: object = None) -> WsgiApplication:
+    """The backend catalogue's factory: status sources keep no state."""
+    return make_application(source(name))
+
+
 def source(name: str) -> SourceSpec:
     for spec in SOURCES:
         if spec.name == name:

@@ -1,0 +1,183 @@
+"""Store and forward: what must reach a backend is stored in the same transaction as the decision that needs it,
+then delivered at least once by whichever worker holds its lease; receivers are idempotent per reference, so
+at least once becomes exactly once for them.
+
+A worker that dies while delivering keeps its lease until it runs out; then any worker's forwarder takes the
+entry over. A backend that is down is tried again with an exponential back-off."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from lxml import etree
+from sqlalchemy import DateTime, Integer, String, Text, or_, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from integrator.dispatch import Dispatcher
+from integrator.envelope import safe_parser
+from integrator.faults import BackendFault, BackendNotRegistered, KruispuntFault
+from repository.base import Base
+
+log = logging.getLogger("kruispunt.outbox")
+
+PENDING, DELIVERED, REFUSED = "PENDING", "DELIVERED", "REFUSED"
+MAX_BACKOFF = timedelta(minutes=5)
+
+
+class OutboxEntry(Base):
+    """One payload owed to one backend of a service."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))  # what the domain calls it: application, nr-update
+    service: Mapped[str] = mapped_column(String(100))  # whose backends: e.g. Applications/v1
+    backend: Mapped[str] = mapped_column(String(100))  # which of them, by name
+    soap_action: Mapped[str] = mapped_column(String(200), default="")
+    payload: Mapped[str] = mapped_column(Text)  # the request element, signed afresh at every attempt
+    ticket: Mapped[str] = mapped_column(String(40), index=True)  # the transaction that stored it
+    state: Mapped[str] = mapped_column(String(12), default=PENDING, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    lease_owner: Mapped[str | None] = mapped_column(String(100), nullable=True)  # host:pid of the deliverer
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    answer: Mapped[str | None] = mapped_column(Text, nullable=True)  # the backend's verified answer element
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where an entry stands: PENDING (with the last error), DELIVERED (with the answer) or REFUSED."""
+
+    id: int
+    state: str
+    attempts: int
+    answer: etree._Element | None = None
+    last_error: str | None = None
+    delivered_at: datetime | None = None
+
+
+def enqueue(session: Session, *, kind: str, service: str, backend: str, payload: etree._Element, ticket: str,
+            now: datetime, soap_action: str = "") -> OutboxEntry:
+    """Add an entry in the caller's transaction (flushed, so it has its id; the caller commits)."""
+    entry = OutboxEntry(kind=kind, service=service, backend=backend, soap_action=soap_action,
+                        payload=etree.tostring(payload).decode(), ticket=ticket, state=PENDING, attempts=0,
+                        next_attempt_at=now, created_at=now)
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def delivery(entry: OutboxEntry) -> Delivery:
+    answer = etree.fromstring(entry.answer.encode(), parser=safe_parser()) if entry.answer else None
+    return Delivery(entry.id, entry.state, entry.attempts, answer, entry.last_error, _aware(entry.delivered_at))
+
+
+def backoff(attempts: int) -> timedelta:
+    return min(timedelta(seconds=2 ** min(attempts, 16)), MAX_BACKOFF)
+
+
+class Forwarder:
+    """Delivers outbox entries for one worker: at once when asked, and from a background thread."""
+
+    def __init__(self, sessions: sessionmaker[Session], dispatcher: Dispatcher, lease: timedelta,
+                 interval_seconds: float) -> None:
+        self.sessions = sessions
+        self.dispatcher = dispatcher
+        self.lease = lease
+        self.interval = interval_seconds
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the background forwarder (after the fork: each worker has its own)."""
+        if self.interval <= 0 or self._thread is not None:
+            return
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self._thread = threading.Thread(target=self._run, name="outbox-forwarder", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.deliver_due()
+            except Exception:  # the forwarder must outlive a database hiccup; the next round tries again
+                log.exception("outbox round failed")
+
+    def deliver_due(self, limit: int = 50) -> list[Delivery]:
+        """Deliver the entries that are due and not leased by a live deliverer."""
+        now = datetime.now(UTC)
+        with self.sessions() as session:
+            due = session.execute(
+                select(OutboxEntry.id).where(OutboxEntry.state == PENDING, OutboxEntry.next_attempt_at <= now,
+                                             or_(OutboxEntry.lease_until.is_(None), OutboxEntry.lease_until < now))
+                .order_by(OutboxEntry.id).limit(limit)
+            ).scalars().all()
+        return [self.deliver(entry_id) for entry_id in due]
+
+    def deliver(self, entry_id: int) -> Delivery:
+        """Try to deliver one entry now, if nobody else holds its lease; answer where it stands."""
+        now = datetime.now(UTC)
+        with self.sessions() as session:
+            claimed = session.execute(
+                update(OutboxEntry)
+                .where(OutboxEntry.id == entry_id, OutboxEntry.state == PENDING,
+                       or_(OutboxEntry.lease_until.is_(None), OutboxEntry.lease_until < now))
+                .values(lease_owner=self.owner, lease_until=now + self.lease, attempts=OutboxEntry.attempts + 1)
+            ).rowcount
+            session.commit()
+            entry = session.get_one(OutboxEntry, entry_id)
+            if not claimed:
+                return delivery(entry)
+            target = next((b for b in self.dispatcher.backends(entry.service) if b.name == entry.backend), None)
+            payload = etree.fromstring(entry.payload.encode(), parser=safe_parser())
+            service, backend, action = entry.service, entry.backend, entry.soap_action
+        try:
+            if target is None:
+                raise BackendNotRegistered(f"Backend {backend} of {service} is not registered (any more).")
+            answer = self.dispatcher.exchange(target, payload, action)
+        except BackendFault as refused:  # the backend answered and refused: trying again will not help
+            return self._finish(entry_id, REFUSED, error=f"{refused.code}: {refused.reason}")
+        except KruispuntFault as fault:
+            log.warning("outbox entry %s to %s not delivered: %s", entry_id, backend, fault.reason)
+            return self._finish(entry_id, PENDING, error=f"{fault.code}: {fault.reason}")
+        return self._finish(entry_id, DELIVERED, answer=answer)
+
+    def _finish(self, entry_id: int, state: str, *, answer: etree._Element | None = None,
+                error: str | None = None) -> Delivery:
+        now = datetime.now(UTC)
+        with self.sessions() as session:
+            entry = session.get_one(OutboxEntry, entry_id)
+            if entry.state == PENDING:  # a deliverer that took over after our lease ran out may have finished
+                entry.state = state
+                entry.lease_owner, entry.lease_until = None, None
+                if state == PENDING:
+                    entry.next_attempt_at = now + backoff(entry.attempts)
+                    entry.last_error = error
+                elif state == DELIVERED:
+                    entry.answer = etree.tostring(answer).decode() if answer is not None else None
+                    entry.delivered_at = now
+                    entry.last_error = None
+                else:
+                    entry.last_error = error
+                session.commit()
+            return delivery(entry)
+
+
+def state_of(session: Session, entry_id: int) -> Delivery:
+    return delivery(session.get_one(OutboxEntry, entry_id))
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite gives naive datetimes back; everything here is UTC."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
