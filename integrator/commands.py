@@ -50,6 +50,10 @@ def pki_init(settings: Settings, organisations: list[tuple[str, str]], backends:
     pki = settings.pki_dir
     ca_id = Identity("ca", pki / "ca.crt", pki / "ca.key")
     if ca_id.cert_path.exists() and not force:
+        for enterprise_number, name in organisations:  # as do organisations added since
+            if not (pki / f"org-{enterprise_number}.crt").exists():
+                issue(ca_id, pki, f"org-{enterprise_number}", common_name=name, organization=name,
+                      serial_number=enterprise_number)
         for backend in backends:  # backends added since the demo PKI was made get their certificate
             if not (pki / f"backend-{backend}.crt").exists():
                 issue(ca_id, pki, f"backend-{backend}", common_name=f"authentic source {backend}",

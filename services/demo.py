@@ -52,7 +52,8 @@ class DemoOfficial:
 KRUISDORP = DemoOrganisation(enterprise_number(2071234), "Gemeente Kruisdorp", "municipality", "44021")
 BRUGSTEDE = DemoOrganisation(enterprise_number(2079876), "Stad Brugstede", "municipality", "31005")
 OCMW = DemoOrganisation(enterprise_number(2125555), "OCMW Kruisdorp", "pcsw", None)
-ORGANISATIONS = (KRUISDORP, BRUGSTEDE, OCMW)
+INSTITUTION = DemoOrganisation(enterprise_number(2409001), "Sociale Verzekeringsinstelling Demo", "institution", None)
+ORGANISATIONS = (KRUISDORP, BRUGSTEDE, OCMW, INSTITUTION)
 
 OFFICIALS = (
     DemoOfficial(KRUISDORP.enterprise_number, make_insz(date(1975, 4, 12), 145), "An Verhoeven (tax office)",
@@ -63,6 +64,8 @@ OFFICIALS = (
                  (TAX_EXEMPTION.name,)),
     DemoOfficial(OCMW.enterprise_number, make_insz(date(1991, 12, 5), 33), "Dirk Peeters (social worker)",
                  (TAX_EXEMPTION.name,)),
+    DemoOfficial(INSTITUTION.enterprise_number, make_insz(date(1980, 3, 3), 77), "Els Mertens (file handler)",
+                 ()),
 )
 
 
