@@ -1,0 +1,180 @@
+"""Store and forward on SQLite and on PostgreSQL: one deliverer at a time, a dead deliverer taken over after its
+lease, back-off while the backend is down, a refusal kept as such; against a real HTTP backend on loopback."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+from lxml import etree
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from integrator import commands
+from integrator.circuit import CircuitBreaker
+from integrator.dispatch import Dispatcher
+from integrator.envelope import EnvelopeLimits
+from integrator.outbox import DELIVERED, PENDING, REFUSED, Forwarder, OutboxEntry, backoff, enqueue, state_of
+from integrator.wssec.sign import SigningKey
+from integrator.wssec.trust import TrustStore
+from integrator.wssec.verify import SecurityPolicy
+from tests.conftest import Pki
+from tests.support import answering_server, free_port
+
+NS = "urn:test:outbox"
+
+
+def envelope(body: str) -> bytes:
+    return (f'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>{body}</s:Body>'
+            "</s:Envelope>").encode()
+
+
+def accepted(request: bytes) -> bytes:
+    """Echo the delivery's reference back, as an idempotent receiver's acknowledgement."""
+    reference = etree.fromstring(request).findtext(f".//{{{NS}}}Reference")
+    return envelope(f'<a:Accepted xmlns:a="{NS}"><a:Reference>{reference}</a:Reference></a:Accepted>')
+
+
+def refused(_request: bytes) -> bytes:
+    return envelope("<s:Fault><faultcode>s:Client</faultcode><faultstring>file number already closed</faultstring>"
+                    "</s:Fault>")
+
+
+def forwarder(sessions: sessionmaker[Session], pki: Pki, lease: timedelta = timedelta(seconds=60)) -> Forwarder:
+    key = SigningKey.from_identity(pki.integrator)
+    trust = TrustStore.from_files([pki.ca.cert_path], pki.var_dir / "pki" / "ca.crl")
+    dispatcher = Dispatcher(sessions, CircuitBreaker(sessions), key, trust, SecurityPolicy(), EnvelopeLimits(),
+                            cache_seconds=0)
+    return Forwarder(sessions, dispatcher, lease, interval_seconds=0)
+
+
+@contextmanager
+def backend_at(sessions: sessionmaker[Session], pki: Pki, url: str) -> Iterator[str]:
+    """A service whose one backend (no message security: the HTTP server here does not sign) is at url."""
+    service = f"Outbox{uuid.uuid4().hex[:8]}/v1"
+    with sessions() as session:
+        commands.add_backend(session, service, "intake", url, pki.integrator.cert_path.read_bytes(),
+                             timeout_seconds=5, security="none")
+        session.commit()
+    yield service
+
+
+def queued(sessions: sessionmaker[Session], service: str) -> int:
+    payload = etree.Element(f"{{{NS}}}Deliver")
+    etree.SubElement(payload, f"{{{NS}}}Reference").text = uuid.uuid4().hex
+    with sessions() as session:
+        entry = enqueue(session, kind="test", service=service, backend="intake", payload=payload,
+                        ticket=f"T-{uuid.uuid4().hex[:12]}", now=datetime.now(UTC))
+        session.commit()
+        return entry.id
+
+
+def with_server(answer: Callable[[bytes], bytes]):  # type: ignore[no-untyped-def]
+    return answering_server(answer)
+
+
+def test_an_entry_is_delivered_once_with_its_answer_kept(migrated: sessionmaker[Session], pki: Pki) -> None:
+    with with_server(accepted) as (url, received), backend_at(migrated, pki, url) as service:
+        entry = queued(migrated, service)
+        first = forwarder(migrated, pki).deliver(entry)
+        again = forwarder(migrated, pki).deliver(entry)
+    assert first.state == DELIVERED and first.attempts == 1
+    assert first.answer is not None and first.answer.findtext(f"{{{NS}}}Reference") is not None
+    assert again.state == DELIVERED and again.answer is not None  # nothing sent a second time
+    assert len(received) == 1
+    with migrated() as session:
+        assert state_of(session, entry).delivered_at is not None
+
+
+def test_a_backend_that_is_down_leaves_the_entry_pending_with_back_off_then_it_is_delivered(
+        migrated: sessionmaker[Session], pki: Pki) -> None:
+    port = free_port()  # nothing listens here yet
+    with backend_at(migrated, pki, f"http://127.0.0.1:{port}/") as service:
+        entry = queued(migrated, service)
+        deliverer = forwarder(migrated, pki)
+        down = deliverer.deliver(entry)
+        assert down.state == PENDING and down.attempts == 1
+        assert down.last_error and "Server.Backend.Unavailable" in down.last_error
+        assert deliverer.deliver_due() == []  # backing off: not due yet
+        with migrated() as session:
+            due = state_of(session, entry)
+            row = session.get_one(OutboxEntry, entry)
+            assert row.lease_owner is None  # the lease is given back
+            session.execute(update(OutboxEntry).where(OutboxEntry.id == entry)
+                            .values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1)))
+            session.commit()
+        assert due.state == PENDING
+        with with_server(accepted) as (url, received):
+            with migrated() as session:
+                commands.add_backend(session, service, "intake", url, pki.integrator.cert_path.read_bytes(),
+                                     security="none")
+                session.commit()
+            delivered = deliverer.deliver_due()
+    assert [d.id for d in delivered if d.state == DELIVERED] == [entry]
+    assert len(received) == 1
+
+
+def test_a_leased_entry_is_not_delivered_by_another_worker_until_the_lease_runs_out(
+        migrated: sessionmaker[Session], pki: Pki) -> None:
+    """A worker killed while delivering holds its lease; another takes over only once it has run out."""
+    with with_server(accepted) as (url, received), backend_at(migrated, pki, url) as service:
+        entry = queued(migrated, service)
+        with migrated() as session:  # a deliverer (host:pid) claimed it and died
+            session.execute(update(OutboxEntry).where(OutboxEntry.id == entry).values(
+                lease_owner="elsewhere:4242", lease_until=datetime.now(UTC) + timedelta(minutes=5), attempts=1))
+            session.commit()
+        survivor = forwarder(migrated, pki)
+        held = survivor.deliver(entry)
+        assert held.state == PENDING and received == []
+        assert survivor.deliver_due() == []
+        with migrated() as session:
+            session.execute(update(OutboxEntry).where(OutboxEntry.id == entry)
+                            .values(lease_until=datetime.now(UTC) - timedelta(seconds=1)))
+            session.commit()
+        taken_over = survivor.deliver_due()
+    assert [(d.id, d.state, d.attempts) for d in taken_over] == [(entry, DELIVERED, 2)]
+    assert len(received) == 1
+
+
+def test_concurrent_deliverers_send_an_entry_once(migrated: sessionmaker[Session], pki: Pki) -> None:
+    gate = threading.Event()
+
+    def slow(request: bytes) -> bytes:
+        gate.wait(5)
+        return accepted(request)
+
+    with with_server(slow) as (url, received), backend_at(migrated, pki, url) as service:
+        entry = queued(migrated, service)
+        results: list[str] = []
+        threads = [threading.Thread(target=lambda: results.append(forwarder(migrated, pki).deliver(entry).state))
+                   for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        while not received and any(t.is_alive() for t in threads):
+            threading.Event().wait(0.05)
+        gate.set()
+        for thread in threads:
+            thread.join(30)
+    assert len(received) == 1
+    assert results.count(DELIVERED) >= 1 and set(results) <= {DELIVERED, PENDING}
+
+
+def test_a_refusal_is_kept_and_not_retried(migrated: sessionmaker[Session], pki: Pki) -> None:
+    with with_server(refused) as (url, received), backend_at(migrated, pki, url) as service:
+        entry = queued(migrated, service)
+        deliverer = forwarder(migrated, pki)
+        outcome = deliverer.deliver(entry)
+        assert deliverer.deliver(entry).state == REFUSED
+        assert entry not in [d.id for d in deliverer.deliver_due()]
+    assert outcome.state == REFUSED
+    assert outcome.last_error and "file number already closed" in outcome.last_error
+    assert len(received) == 1
+
+
+def test_backoff_grows_and_is_bounded() -> None:
+    steps = [backoff(n) for n in range(1, 30)]
+    assert steps == sorted(steps)
+    assert steps[0] == timedelta(seconds=2) and steps[-1] == timedelta(minutes=5)
