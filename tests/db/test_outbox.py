@@ -9,12 +9,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from lxml import etree
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from integrator import commands
 from integrator.circuit import CircuitBreaker
+from integrator.cli import main
 from integrator.dispatch import Dispatcher
 from integrator.envelope import EnvelopeLimits
 from integrator.outbox import DELIVERED, PENDING, REFUSED, Forwarder, OutboxEntry, backoff, enqueue, state_of
@@ -178,3 +180,21 @@ def test_backoff_grows_and_is_bounded() -> None:
     steps = [backoff(n) for n in range(1, 30)]
     assert steps == sorted(steps)
     assert steps[0] == timedelta(seconds=2) and steps[-1] == timedelta(minutes=5)
+
+
+def test_operators_list_and_deliver_from_the_command_line(migrated: sessionmaker[Session], pki: Pki,
+                                                          database_url: str, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("KRUISPUNT_DATABASE_URL", database_url)
+    monkeypatch.setenv("KRUISPUNT_VAR", str(pki.var_dir))
+    with with_server(accepted) as (url, received), backend_at(migrated, pki, url) as service:
+        entry = queued(migrated, service)
+        assert main(["outbox", "list", "--state", "PENDING", "--limit", "1000"]) == 0
+        listed = capsys.readouterr().out
+        assert f"{entry:>6} PENDING" in listed and service in listed
+        assert main(["outbox", "deliver"]) == 0
+        delivered = capsys.readouterr().out
+    assert f"{entry:>6} DELIVERED" in delivered
+    assert len(received) == 1
+    with migrated() as session:
+        assert state_of(session, entry).state == DELIVERED
