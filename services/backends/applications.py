@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from base64 import b64encode
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -133,7 +132,7 @@ class IntakeStore:
 
 
 def store_for(name: str, state_dir: Path) -> IntakeStore:
-    prefix = "".join(part[:3].upper() for part in name.split("-")[:1]) or "APP"
+    prefix = name.split("-")[0][:3].upper() or "APP"  # disability-applications: DIS-2026-000001
     return IntakeStore(state_dir / f"{name}.sqlite", prefix)
 
 
@@ -172,4 +171,4 @@ def make_application(name: str, state_dir: Path) -> WsgiApplication:
     return WsgiApplication(app)
 
 
-__all__ = ["DELAY_ENV", "NS", "IntakeStore", "b64encode", "make_application", "store_for"]
+__all__ = ["DELAY_ENV", "NS", "IntakeStore", "make_application", "store_for"]
