@@ -69,56 +69,61 @@ _CONVERT: dict[str, Callable[[str], Any]] = {
 @dataclass(frozen=True)
 class Shape:
     """What decoding a valid document needs from its schema: which elements repeat, which are complex, and
-    which simple ones are numbers or booleans. Decoding with lxml and this is far cheaper than xmlschema's."""
+    which simple ones are numbers or booleans — each known by (parent element, element), since the same name
+    may repeat under one parent and not under another. Decoding with lxml and this is far cheaper than
+    xmlschema's."""
 
-    repeated: frozenset[str]
-    complex: frozenset[str]
-    converters: dict[str, Callable[[str], Any]]
+    repeated: frozenset[tuple[str | None, str]]
+    complex: frozenset[tuple[str | None, str]]
+    converters: dict[tuple[str | None, str], Callable[[str], Any]]
 
     @classmethod
     def of(cls, schema: xmlschema.XMLSchema) -> Shape:
-        repeated: set[str] = set()
-        complex_: set[str] = set()
-        converters: dict[str, Callable[[str], Any]] = {}
-        seen: set[int] = set()
-        pending = [d for n, d in schema.maps.elements.items() if not n.startswith("{http://www.w3.org/")]
+        repeated: set[tuple[str | None, str]] = set()
+        complex_: set[tuple[str | None, str]] = set()
+        converters: dict[tuple[str | None, str], Callable[[str], Any]] = {}
+        seen: set[tuple[str | None, int]] = set()
+        pending: list[tuple[str | None, Any]] = [
+            (None, d) for n, d in schema.maps.elements.items() if not n.startswith("{http://www.w3.org/")]
         while pending:
-            decl = pending.pop()
-            if id(decl) in seen or getattr(decl, "type", None) is None:
+            parent, decl = pending.pop()
+            if (parent, id(decl)) in seen or getattr(decl, "type", None) is None:
                 continue
-            seen.add(id(decl))
+            seen.add((parent, id(decl)))
+            key = (parent, decl.name)
             if decl.max_occurs != 1:
-                repeated.add(decl.name)
+                repeated.add(key)
             if decl.type.is_complex() and not decl.type.has_simple_content():
-                complex_.add(decl.name)
+                complex_.add(key)
                 if hasattr(decl.type.content, "iter_elements"):
-                    pending.extend(decl.type.content.iter_elements())
+                    pending.extend((decl.name, child) for child in decl.type.content.iter_elements())
             else:
                 primitive = decl.type
                 while getattr(primitive, "base_type", None) is not None and primitive.local_name not in _CONVERT:
                     primitive = primitive.base_type
                 if getattr(primitive, "local_name", None) in _CONVERT:
-                    converters[decl.name] = _CONVERT[primitive.local_name]
+                    converters[key] = _CONVERT[primitive.local_name]
         return cls(frozenset(repeated), frozenset(complex_), converters)
 
-    def decode(self, element: etree._Element) -> Any:
+    def decode(self, element: etree._Element, parent: str | None = None) -> Any:
         children = [c for c in element if isinstance(c.tag, str)]
+        key = (parent, element.tag)
         if not children:
             if element.get(XSI_NIL) in ("true", "1"):
                 return None
-            if element.tag in self.complex:
+            if key in self.complex:
                 return {}
-            convert = self.converters.get(element.tag)
+            convert = self.converters.get(key)
             text = element.text if element.text is not None else ""
             return convert(text) if convert else text
         result: dict[str, Any] = {}
         for child in children:
-            key = etree.QName(child).localname
-            value = self.decode(child)
-            if child.tag in self.repeated:
-                result.setdefault(key, []).append(value)
+            name = etree.QName(child).localname
+            value = self.decode(child, element.tag)
+            if (element.tag, child.tag) in self.repeated:
+                result.setdefault(name, []).append(value)
             else:
-                result[key] = value
+                result[name] = value
         return result
 
 

@@ -39,7 +39,7 @@ class OutboxEntry(Base):
     backend: Mapped[str] = mapped_column(String(100))  # which of them, by name
     soap_action: Mapped[str] = mapped_column(String(200), default="")
     payload: Mapped[str] = mapped_column(Text)  # the request element, signed afresh at every attempt
-    ticket: Mapped[str] = mapped_column(String(40), index=True)  # the transaction that stored it
+    ticket: Mapped[str] = mapped_column(String(48), index=True)  # the transaction that stored it
     state: Mapped[str] = mapped_column(String(12), default=PENDING, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+import random
 import socket
 import subprocess
 import sys
@@ -31,13 +34,28 @@ TAX_PATH = "/soap/TaxExemptionStatus/v1"
 PROJECT = Path(__file__).resolve().parent.parent
 
 
+_PORTS = itertools.count()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free loopback port for a server a test starts. Each xdist worker draws from its own range below the
+    kernel's ephemeral ports, so two workers (or an outgoing connection) never get the same port between our
+    check and the server's bind."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    low, span = 10_000 + 2_500 * (worker % 8), 2_500
+    start = random.randrange(span)
+    for step in range(span):
+        port = low + (start + next(_PORTS) + step) % span
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {low}..{low + span}")
 
 
-def wait_for(url: str, timeout: float = 30.0) -> None:
+def wait_for(url: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
