@@ -23,7 +23,7 @@ def upgrade() -> None:
         sa.Column("backend", sa.String(length=100), nullable=False),
         sa.Column("soap_action", sa.String(length=200), nullable=False),
         sa.Column("payload", sa.Text(), nullable=False),
-        sa.Column("ticket", sa.String(length=40), nullable=False),
+        sa.Column("ticket", sa.String(length=48), nullable=False),
         sa.Column("state", sa.String(length=12), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
