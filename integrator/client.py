@@ -19,6 +19,7 @@ from integrator.envelope import Envelope
 from integrator.faults import KruispuntFault
 from integrator.namespaces import KP, SOAP_ENV, q
 from integrator.pki import Identity, fingerprint, load_trust_anchors
+from integrator.receipt import Receipt, ReceiptInvalid, verify_receipt
 from integrator.wssec.sign import SigningKey, sign_envelope, signature_digest
 from integrator.wssec.trust import TrustStore
 from integrator.wssec.verify import SecurityPolicy, Verified, verify_envelope
@@ -86,7 +87,8 @@ class KruispuntClient:
     def __init__(self, wsdl_url: str, identity: Identity, trust_anchors: list[Path],
                  integrator_cert: Path | None = None, crl: Path | None = None, timeout: float = 30.0) -> None:
         trust = TrustStore.from_files(trust_anchors, crl)
-        pin = fingerprint(load_trust_anchors([integrator_cert])[0]) if integrator_cert else None
+        self.integrator_certificate = load_trust_anchors([integrator_cert])[0] if integrator_cert else None
+        pin = fingerprint(self.integrator_certificate) if self.integrator_certificate else None
         self.signature = KruispuntSignature(identity, trust, pin)
         transport = zeep.Transport(timeout=timeout, operation_timeout=timeout)
         settings = zeep.Settings(strict=True, forbid_dtd=True, forbid_entities=True)
@@ -112,6 +114,14 @@ class KruispuntClient:
         result = self.client.service[operation](**fields, _soapheaders=[header])
         return Answer(body=result.body, ticket=result.header.answer.Ticket)
 
+    def verify_receipt(self, signed_receipt: bytes) -> Receipt:
+        """What an Applications receipt (SignedReceipt, as answered or as kept) attests, after checking the
+        integrator signed the whole document (the client must be made with integrator_cert). Raises
+        ReceiptInvalid for a changed or foreign receipt."""
+        if self.integrator_certificate is None:
+            raise ReceiptInvalid("no integrator certificate to verify against: pass integrator_cert")
+        return verify_receipt(signed_receipt, self.integrator_certificate)
+
 
 def fault_detail(fault: Fault) -> dict[str, str]:
     """Code, Reason, Ticket (and Source) from a kruispunt fault's detail."""
@@ -122,4 +132,4 @@ def fault_detail(fault: Fault) -> dict[str, str]:
     return {etree.QName(child).localname: child.text or "" for child in node}
 
 
-__all__ = ["AnswerRefused", "KruispuntClient", "KruispuntSignature", "fault_detail"]
+__all__ = ["AnswerRefused", "KruispuntClient", "KruispuntSignature", "Receipt", "ReceiptInvalid", "fault_detail"]

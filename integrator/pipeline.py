@@ -187,7 +187,8 @@ class Pipeline:
         if isinstance(route, CodeRoute):
             context = CallContext(draft.ticket, now, caller.organisation, caller.official, caller.purpose,
                                   caller.message_id, BoundDispatcher(self.dispatcher, route.key), self.sessions,
-                                  base_url, self.settings.name, self.forwarder, self.signing_key, self.settings)
+                                  base_url, self.settings.name, self.forwarder, self.signing_key, self.settings,
+                                  payload)
             return route.invoke(payload.tag, request, context), InternalError
         if route.origin_peer_id is not None:
             return self._forward(route, operation, payload, caller, draft, via), PeerInvalidAnswer

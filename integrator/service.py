@@ -29,6 +29,7 @@ class CallContext:
     forwarder: Any = None  # integrator.outbox.Forwarder: store-and-forward deliveries to backends
     signing_key: Any = None  # integrator.wssec.sign.SigningKey: for documents the integrator signs (receipts)
     settings: Any = None  # integrator.config.Settings
+    payload: Any = None  # lxml element: the request as received and verified (what the signature covered)
 
 
 @dataclass

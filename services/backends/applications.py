@@ -20,8 +20,19 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from spyne import Application, Array, Boolean, ByteArray, ComplexModel, Date, DateTime, Integer, ServiceBase, Unicode
-from spyne import rpc
+from spyne import (
+    Application,
+    Array,
+    Boolean,
+    ByteArray,
+    ComplexModel,
+    Date,
+    DateTime,
+    Integer,
+    ServiceBase,
+    Unicode,
+    rpc,
+)
 from spyne.protocol.soap import Soap11
 from spyne.server.wsgi import WsgiApplication
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from io import BytesIO
+from pathlib import Path
 
 from lxml import etree
+from spyne.server.wsgi import WsgiApplication
 
 from integrator.config import PROJECT_ROOT
+from services.backends import national_register
 from services.backends.status_source import SOURCES, make_application
 
 XS = "http://www.w3.org/2001/XMLSchema"
 
 
-def spyne_schema() -> etree._Element:
-    app = make_application(SOURCES[0])
+def spyne_schema(app: WsgiApplication | None = None) -> etree._Element:
+    app = app or make_application(SOURCES[0])
     environ = {"REQUEST_METHOD": "GET", "QUERY_STRING": "wsdl", "PATH_INFO": "/", "SERVER_NAME": "127.0.0.1",
                "SERVER_PORT": "80", "wsgi.url_scheme": "http", "wsgi.input": BytesIO()}
     body = b"".join(app(environ, lambda status, headers: None))
@@ -39,3 +42,11 @@ def test_spyne_generated_types_match_the_published_xsd() -> None:
     generated = structure(spyne_schema())
     assert structure(published) == generated
     assert set(generated) == {"StatusPeriod", "StatusPeriodArray", "get_statuses", "get_statusesResponse"}
+
+
+def test_national_register_spyne_types_match_the_published_xsd(tmp_path: Path) -> None:
+    published = etree.parse(str(PROJECT_ROOT / "xsd/backends/NationalRegister/v1/NationalRegister.xsd")).getroot()
+    generated = structure(spyne_schema(national_register.make_application("national-register", tmp_path)))
+    assert structure(published) == generated
+    assert {"get_person", "get_personResponse", "update_person", "update_personResponse", "NrPerson", "NrAddress",
+            "NrUpdate"} <= set(generated)

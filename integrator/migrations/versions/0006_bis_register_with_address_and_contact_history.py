@@ -32,8 +32,9 @@ def upgrade() -> None:
         sa.Column("evidence_country", sa.String(length=3), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_by", sa.Integer(), nullable=False),
-        sa.Column("created_ticket", sa.String(length=40), nullable=False),
+        sa.Column("created_ticket", sa.String(length=48), nullable=False),
         sa.Column("message_id", sa.String(length=100), nullable=False),
+        sa.Column("request_digest", sa.String(length=64), nullable=False),
         sa.ForeignKeyConstraint(
             ["created_by"], ["organisations.id"], name=op.f("fk_bis_persons_created_by_organisations")
         ),
@@ -55,7 +56,7 @@ def upgrade() -> None:
         sa.Column("valid_until", sa.Date(), nullable=True),
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("recorded_by", sa.Integer(), nullable=False),
-        sa.Column("ticket", sa.String(length=40), nullable=False),
+        sa.Column("ticket", sa.String(length=48), nullable=False),
         sa.ForeignKeyConstraint(["person_id"], ["bis_persons.id"], name=op.f("fk_bis_addresses_person_id_bis_persons")),
         sa.ForeignKeyConstraint(
             ["recorded_by"], ["organisations.id"], name=op.f("fk_bis_addresses_recorded_by_organisations")
@@ -75,7 +76,7 @@ def upgrade() -> None:
         sa.Column("valid_until", sa.Date(), nullable=True),
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("recorded_by", sa.Integer(), nullable=False),
-        sa.Column("ticket", sa.String(length=40), nullable=False),
+        sa.Column("ticket", sa.String(length=48), nullable=False),
         sa.ForeignKeyConstraint(["person_id"], ["bis_persons.id"], name=op.f("fk_bis_contacts_person_id_bis_persons")),
         sa.ForeignKeyConstraint(
             ["recorded_by"], ["organisations.id"], name=op.f("fk_bis_contacts_recorded_by_organisations")

@@ -18,7 +18,7 @@ def upgrade() -> None:
     op.create_table(
         "applications",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("ticket", sa.String(length=40), nullable=False),
+        sa.Column("ticket", sa.String(length=48), nullable=False),
         sa.Column("kind", sa.String(length=40), nullable=False),
         sa.Column("organisation_id", sa.Integer(), nullable=False),
         sa.Column("official", sa.String(length=11), nullable=False),

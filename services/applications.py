@@ -1,0 +1,229 @@
+"""Applications v1 (Communit-e): a municipality submits a citizen's application for a disability allowance or a
+pension; the integrator stores it with a receipt it signed and forwards it (store and forward) to the competent
+institution's intake. The official who submitted it can fetch the receipt again and list their own receipts.
+
+Submission is retry-safe: the caller's MessageId (per organisation) is the idempotency key. The application row,
+its receipt and the outbox entry are one transaction; the integrator's ticket is the reference the institution
+dedupes on, so the application reaches it exactly once however often it is delivered."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from functools import cache
+from typing import Any
+
+from lxml import etree
+from sqlalchemy.exc import IntegrityError
+
+from integrator import outbox
+from integrator.config import PROJECT_ROOT
+from integrator.contract import Contract, build, check_insz
+from integrator.faults import ContractViolation, IdempotencyConflict, InternalError, ReceiptUnknown
+from integrator.receipt import (
+    DELIVERED,
+    FORWARDING_PENDING,
+    REFUSED,
+    Receipt,
+    application_digest,
+    sign_receipt,
+)
+from integrator.service import CallContext, HandlerResult, Operation, ServiceDefinition
+from repository import applications
+from repository.applications import Application
+
+log = logging.getLogger("kruispunt.applications")
+
+NS = "urn:kruispunt:Applications:v1"
+SUBMIT = f"{{{NS}}}SubmitApplicationRequest"
+INTAKE_NS = "urn:kruispunt:backends:ApplicationIntake:v1"
+INTAKE_XSD = "backends/ApplicationIntake/v1/ApplicationIntake.xsd"
+INSTITUTIONS = {"DISABILITY_ALLOWANCE": "disability-applications", "PENSION": "pension-applications"}
+PAGE_SIZE = 20
+FIRST_TRY = timedelta(seconds=5)  # how long the background forwarders leave a new submission to its own worker
+
+
+@cache
+def intake_contract() -> Contract:
+    """The contract every institution's intake speaks (compiled once per worker)."""
+    return Contract(PROJECT_ROOT / "xsd" / INTAKE_XSD)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def intake_request(request: dict[str, Any], ticket: str, municipality: str, born: date) -> etree._Element:
+    """The element the institution receives: the application under the integrator's ticket as reference."""
+    household = [{"insz": m.get("Insz"), "last_name": m.get("LastName"), "first_names": m.get("FirstNames"),
+                  "relationship": m["Relationship"]}
+                 for m in _as_list((request.get("Household") or {}).get("Member"))]
+    documents = [{"name": d["Name"], "mime_type": d["MimeType"], "content": d["Content"]}
+                 for d in _as_list(request.get("Document"))]
+    payload = build(f"{{{INTAKE_NS}}}receive_application", {
+        "reference": ticket, "kind": request["Kind"], "insz": request["Insz"], "last_name": request["LastName"],
+        "first_names": request["FirstNames"], "birth_date": born,
+        "file_number": request["FileNumber"], "municipality": municipality,
+        "household": {"IntakeMember": household} if household else None,
+        "documents": {"IntakeDocument": documents} if documents else None,
+    })
+    intake_contract().validate(payload, fault=InternalError)
+    return payload
+
+
+def institution_reference(delivery: outbox.Delivery) -> str | None:
+    if delivery.answer is None:
+        return None
+    return delivery.answer.findtext(f".//{{{INTAKE_NS}}}file_reference")
+
+
+def _delivery(delivery: outbox.Delivery) -> dict[str, Any]:
+    return {"State": delivery.state, "InstitutionReference": institution_reference(delivery),
+            "DeliveredAt": delivery.delivered_at}
+
+
+def _answer(row: Application, delivery: outbox.Delivery) -> dict[str, Any]:
+    return {"Ticket": row.ticket, "SignedReceipt": base64.b64encode(row.receipt.encode()).decode(),
+            "Delivery": _delivery(delivery)}
+
+
+def _state(ctx: CallContext, row: Application) -> outbox.Delivery:
+    assert ctx.sessions is not None
+    with ctx.sessions() as session:
+        return outbox.state_of(session, row.delivery_id)
+
+
+def _retry(row: Application, digest: str, ctx: CallContext) -> HandlerResult:
+    """The same MessageId again: the first submission's receipt if it is the same application by the same
+    official, else a conflict."""
+    if row.digest != digest or row.official != ctx.official:
+        raise IdempotencyConflict(
+            f"MessageId {ctx.message_id} was already used by your organisation for another application "
+            f"(ticket {row.ticket}); a retry must repeat the application unchanged, a new application needs a "
+            "new MessageId.")
+    delivery = _state(ctx, row)
+    return HandlerResult(_answer(row, delivery), detail=f"retry of {row.ticket}: {delivery.state}")
+
+
+def _deliver_now(ctx: CallContext, entry_id: int) -> outbox.Delivery | None:
+    """Try the institution at once; the stored entry is delivered later whatever happens here."""
+    if ctx.forwarder is None:
+        return None
+    try:
+        return ctx.forwarder.deliver(entry_id)
+    except Exception:  # the application is stored: the background forwarder delivers it
+        log.exception("immediate delivery of outbox entry %s failed", entry_id)
+        return None
+
+
+def submit_application(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
+    """Store the application, its signed receipt and its outbox entry in one transaction; then try the
+    institution at once. A retry with the same MessageId answers the first submission."""
+    assert ctx.sessions is not None and ctx.signing_key is not None
+    insz = check_insz(request["Insz"])
+    born = date.fromisoformat(str(request["BirthDate"])[:10])
+    if born > ctx.received_at.date():
+        raise ContractViolation(f"BirthDate {born} lies in the future; correct the applicant's birth date.")
+    digest = application_digest(ctx.payload)  # the application as received, as its signature covered it
+    with ctx.sessions() as session:
+        earlier = applications.by_message_id(session, ctx.organisation.id, ctx.message_id)
+    if earlier is not None:
+        return _retry(earlier, digest, ctx)
+
+    kind = request["Kind"]
+    institution = ctx.backends.backend(INSTITUTIONS[kind]).name  # refused when its intake is not registered
+    payload = intake_request(request, ctx.ticket, ctx.organisation.enterprise_number, born)
+    attested = Receipt(ticket=ctx.ticket, received_at=ctx.received_at, signed_at=datetime.now(UTC), kind=kind,
+                       organisation=ctx.organisation.enterprise_number, official=ctx.official,
+                       institution=institution, file_number=request["FileNumber"], insz=insz,
+                       application_digest=digest, forwarding=FORWARDING_PENDING)
+    try:
+        with ctx.sessions() as session:
+            entry = outbox.enqueue(session, kind="application", service=SERVICE.key, backend=institution,
+                                   payload=payload, ticket=ctx.ticket, now=ctx.received_at)
+            # this worker tries first (below); the background forwarders take over only if it could not
+            entry.next_attempt_at = ctx.received_at + FIRST_TRY
+            row = Application(ticket=ctx.ticket, kind=kind, organisation_id=ctx.organisation.id,
+                              official=ctx.official, message_id=ctx.message_id, insz=insz,
+                              file_number=request["FileNumber"], institution=institution,
+                              received_at=ctx.received_at, digest=digest,
+                              receipt=sign_receipt(attested, ctx.signing_key).decode(), delivery_id=entry.id)
+            session.add(row)
+            session.commit()
+            entry_id = entry.id
+    except IntegrityError:  # a concurrent retry with the same MessageId was stored first
+        with ctx.sessions() as session:
+            earlier = applications.by_message_id(session, ctx.organisation.id, ctx.message_id)
+        if earlier is None:
+            raise
+        return _retry(earlier, digest, ctx)
+
+    delivery = _deliver_now(ctx, entry_id)
+    if delivery is not None and delivery.state in (DELIVERED, REFUSED):
+        # the institution answered at once: the receipt handed out says so, and replaces the pending one stored
+        # with the application (which only a concurrent retry of this very submission could have seen)
+        final = replace(attested, signed_at=datetime.now(UTC), forwarding=delivery.state,
+                        institution_reference=institution_reference(delivery))
+        with ctx.sessions() as session:
+            session.get_one(Application, row.id).receipt = sign_receipt(final, ctx.signing_key).decode()
+            session.commit()
+    with ctx.sessions() as session:
+        row = session.get_one(Application, row.id)
+        current = outbox.state_of(session, entry_id)
+    return HandlerResult(_answer(row, current), detail=f"{kind} to {institution}: {current.state}")
+
+
+def get_receipt(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
+    assert ctx.sessions is not None
+    ticket = request["Ticket"]
+    with ctx.sessions() as session:
+        row = applications.receipt_of(session, ticket, ctx.organisation.id, ctx.official)
+        if row is None:
+            raise ReceiptUnknown(f"You have no receipt with ticket {ticket}: only the official who submitted an "
+                                 "application can fetch its receipt; check the ticket.")
+        delivery = outbox.state_of(session, row.delivery_id)
+    return HandlerResult(_answer(row, delivery), detail=f"{ticket}: {delivery.state}")
+
+
+def list_receipts(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
+    assert ctx.sessions is not None
+    page, size = int(request.get("Page") or 1), int(request.get("PageSize") or PAGE_SIZE)
+    with ctx.sessions() as session:
+        total, rows = applications.receipts_of(session, ctx.organisation.id, ctx.official, request.get("Kind"),
+                                               page, size)
+        found = [{"Ticket": a.ticket, "ReceivedAt": _aware(a.received_at), "Kind": a.kind,
+                  "Institution": a.institution, "FileNumber": a.file_number, "Insz": a.insz,
+                  "Delivery": _delivery(outbox.delivery(e))} for a, e in rows]
+    return HandlerResult({"Total": total, "Page": page, "PageSize": size, "Receipt": found},
+                         detail=f"{len(found)} of {total} receipt(s)")
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _operation(name: str, handler: Any, **options: Any) -> Operation:
+    return Operation(name=name, request=f"{{{NS}}}{name}Request", response=f"{{{NS}}}{name}Response",
+                     handler=handler, soap_action=f"{NS}:{name}", **options)
+
+
+SERVICE = ServiceDefinition(
+    name="Applications",
+    version="v1",
+    title="Applications with a signed receipt (Communit-e)",
+    description=("Submit a citizen's application for a disability allowance or a pension: the integrator "
+                 "forwards it to the competent institution and answers a receipt it signed; fetch a receipt "
+                 "again and list your own receipts."),
+    wsdl="Applications-v1.wsdl",
+    xsd="Applications/v1/Applications.xsd",
+    operations=(
+        _operation("SubmitApplication", submit_application, person_field="Insz", person_in_files=True,
+                   retry_safe=True),
+        _operation("GetReceipt", get_receipt),
+        _operation("ListReceipts", list_receipts),
+    ),
+)

@@ -1,0 +1,342 @@
+"""UpdateProposals v1: institutions propose corrections of a person's National Register data; the integrator routes
+each to the competent municipality (where the National Register registers the person), which pulls, acknowledges and
+decides it; an accepted proposal's update reaches the National Register through the outbox, applied once."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+from datetime import timedelta
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from integrator.config import PROJECT_ROOT
+from integrator.contract import Contract, build
+from integrator.dispatch import BackendContract
+from integrator.faults import (
+    ContractViolation,
+    IdempotencyConflict,
+    MunicipalityNotConnected,
+    ProposalAlreadyDecided,
+    ProposalNotCompetent,
+    ProposalPersonUnknown,
+    ProposalUnknown,
+)
+from integrator.outbox import PENDING, enqueue, state_of
+from integrator.service import CallContext, HandlerResult, Operation, ServiceDefinition
+from repository import proposals as store
+from repository.models import Organisation
+from repository.proposals import ACCEPTED, REJECTED, SUBMITTED, Proposal
+
+NS = "urn:kruispunt:UpdateProposals:v1"
+NR_NS = "urn:kruispunt:backends:NationalRegister:v1"
+NR_XSD = "backends/NationalRegister/v1/NationalRegister.xsd"
+NR_BACKEND = "national-register"
+SERVICE_KEY = "UpdateProposals/v1"
+DEFAULT_PAGE = 50
+log = logging.getLogger("kruispunt.proposals")
+
+
+@cache
+def nr_person() -> BackendContract:
+    """get_person of the National Register reference backend (compiled once per worker)."""
+    return BackendContract(contract=Contract(PROJECT_ROOT / "xsd" / NR_XSD), request=f"{{{NR_NS}}}get_person",
+                           response=f"{{{NR_NS}}}get_personResponse")
+
+
+# --- answers ------------------------------------------------------------------------------------------------------
+def _organisation(org: Organisation) -> dict[str, Any]:
+    return {"EnterpriseNumber": org.enterprise_number, "Name": org.name}
+
+
+def _municipality(org: Organisation) -> dict[str, Any]:
+    return {"EnterpriseNumber": org.enterprise_number, "Name": org.name, "NisCode": org.nis_code}
+
+
+def _update_state(session: Session, proposal: Proposal) -> str | None:
+    return state_of(session, proposal.update_id).state if proposal.update_id is not None else None
+
+
+def _proposal(session: Session, proposal: Proposal, orgs: dict[int, Organisation]) -> dict[str, Any]:
+    """A proposal as the ProposalType of the contract."""
+    document = None
+    if proposal.document is not None:
+        document = {"Name": proposal.document_name, "MimeType": proposal.document_type,
+                    "Content": base64.b64encode(proposal.document).decode()}
+    decision = {ACCEPTED: "ACCEPT", REJECTED: "REJECT"}.get(proposal.state)
+    return {
+        "Reference": proposal.reference,
+        "Insz": proposal.insz,
+        "Field": proposal.field,
+        "ProposedValue": proposal.proposed_value,
+        "Evidence": {"Description": proposal.evidence, "Document": document},
+        "Proposer": _organisation(orgs[proposal.proposer_id]),
+        "ProposerOfficial": proposal.proposer_official,
+        "CompetentMunicipality": _municipality(orgs[proposal.competent_id]),
+        "State": proposal.state,
+        "SubmittedAt": store.aware(proposal.submitted_at),
+        "AcknowledgedAt": store.aware(proposal.acknowledged_at),
+        "DecidedAt": store.aware(proposal.decided_at),
+        "Decision": decision,
+        "RejectReason": proposal.reject_reason,
+        "DecisionTicket": proposal.decision_ticket,
+        "DecidedBy": proposal.decided_by,
+        "NationalRegisterUpdate": _update_state(session, proposal),
+    }
+
+
+def _proposals(session: Session, found: list[Proposal]) -> list[dict[str, Any]]:
+    orgs = store.organisations(session, {p.proposer_id for p in found} | {p.competent_id for p in found})
+    return [_proposal(session, p, orgs) for p in found]
+
+
+def _page(session: Session, page: store.Page) -> dict[str, Any]:
+    last = page.proposals[-1].reference if page.proposals else None
+    return {"Proposal": _proposals(session, page.proposals), "More": page.more, "NextAfter": last}
+
+
+def _max_count(request: dict[str, Any]) -> int:
+    return int(request.get("MaxCount") or DEFAULT_PAGE)
+
+
+def _visible(session: Session, reference: str, ctx: CallContext) -> Proposal:
+    """The proposal, if the caller proposed it or decides it; to anyone else it does not exist."""
+    proposal = store.by_reference(session, reference)
+    if proposal is None or ctx.organisation.id not in (proposal.proposer_id, proposal.competent_id):
+        raise ProposalUnknown(f"No proposal {reference} submitted by or addressed to organisation "
+                              f"{ctx.organisation.enterprise_number}.")
+    return proposal
+
+
+def _addressed(session: Session, reference: str, ctx: CallContext, verb: str) -> Proposal:
+    """The proposal, if the caller is its competent municipality (only it may acknowledge or decide it)."""
+    proposal = store.by_reference(session, reference)
+    if proposal is None:
+        raise ProposalUnknown(f"There is no proposal {reference}.")
+    if proposal.competent_id != ctx.organisation.id:
+        competent = session.get_one(Organisation, proposal.competent_id)
+        raise ProposalNotCompetent(
+            f"Organisation {ctx.organisation.enterprise_number} may not {verb} proposal {proposal.reference}: only "
+            f"the competent municipality {competent.name} ({competent.enterprise_number}, NIS {competent.nis_code}) "
+            "may.")
+    return proposal
+
+
+# --- SubmitProposal -------------------------------------------------------------------------------------------------
+def _document(evidence: dict[str, Any]) -> tuple[str | None, str | None, bytes | None]:
+    document = evidence.get("Document")
+    if not document:
+        return None, None, None
+    try:
+        content = base64.b64decode(str(document["Content"]), validate=False)
+    except (binascii.Error, ValueError):
+        raise ContractViolation("Evidence/Document/Content is not valid base64.") from None
+    return document["Name"], document["MimeType"], content
+
+
+def _digest(insz: str, field: str, value: str, description: str, document: tuple[Any, Any, bytes | None]) -> str:
+    """What the proposal says, as a SHA-256: a retry under the same MessageId must say the same."""
+    name, mime, content = document
+    said = [insz, field, value, description, name, mime, hashlib.sha256(content).hexdigest() if content else None]
+    return hashlib.sha256(json.dumps(said).encode()).hexdigest()
+
+
+def _submitted(proposal: Proposal, municipality: Organisation, repeated: bool) -> dict[str, Any]:
+    return {"Reference": proposal.reference, "CompetentMunicipality": _municipality(municipality),
+            "State": proposal.state, "SubmittedAt": store.aware(proposal.submitted_at), "Repeated": repeated}
+
+
+def _repeat(session: Session, first: Proposal, digest: str, ctx: CallContext) -> HandlerResult:
+    """A retry: the first outcome when it says the same, a conflict when it does not."""
+    if first.request_digest != digest:
+        raise IdempotencyConflict(
+            f"MessageId {ctx.message_id} already submitted proposal {first.reference} with different content; a "
+            "retry must repeat the request unchanged, a new proposal needs a new MessageId.")
+    municipality = session.get_one(Organisation, first.competent_id)
+    return HandlerResult(_submitted(first, municipality, True),
+                         detail=f"repeated submission of {first.reference} (MessageId {ctx.message_id})")
+
+
+def submit_proposal(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
+    assert ctx.sessions is not None
+    insz, field, value = request["Insz"], request["Field"], request["ProposedValue"]
+    evidence = request["Evidence"]
+    document = _document(evidence)
+    digest = _digest(insz, field, value, evidence["Description"], document)
+    with ctx.sessions() as session:
+        first = store.by_message(session, ctx.organisation.id, ctx.message_id)
+        if first is not None:
+            return _repeat(session, first, digest, ctx)
+    answer = ctx.backends.call(nr_person(), {"insz": insz}, name=NR_BACKEND)
+    person = answer.get("get_personResult")
+    if not person:
+        raise ProposalPersonUnknown(f"Person {insz} is not in the National Register: there is no municipality to "
+                                    "propose an update to.", source=NR_BACKEND)
+    address = person["address"]
+    nis = address["nis_code"]
+    with ctx.sessions() as session:
+        municipality = store.competent_municipality(session, nis)
+        if municipality is None:
+            raise MunicipalityNotConnected(
+                f"The National Register registers {insz} in {address['municipality']} (NIS {nis}), which is not "
+                "connected to this network; the proposal cannot be routed.")
+        proposal = Proposal(reference=ctx.ticket, proposer_id=ctx.organisation.id, proposer_official=ctx.official,
+                            message_id=ctx.message_id, request_digest=digest, insz=insz, field=field,
+                            proposed_value=value, evidence=evidence["Description"], document_name=document[0],
+                            document_type=document[1], document=document[2], competent_id=municipality.id,
+                            state=SUBMITTED, submitted_at=ctx.received_at)
+        stored, new = store.submit(session, proposal)
+        if not new:  # a concurrent retry stored it first
+            return _repeat(session, stored, digest, ctx)
+        return HandlerResult(_submitted(stored, municipality, False),
+                             detail=f"proposal {stored.reference}: {field} of {insz} to {municipality.name} "
+                                    f"(NIS {nis})")
+
+
+# --- the competent municipality -------------------------------------------------------------------------------------
+def list_pending(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
+    assert ctx.sessions is not None
+    with ctx.sessions() as session:
+        try:
+            page = store.pending(session, ctx.organisation.id, request.get("After"), _max_count(request))
+        except store.CursorUnknown as unknown:
+            raise ContractViolation(f"After {unknown} is not a proposal addressed to your organisation; pass the "
+                                    "NextAfter of the previous page.") from None
+        body = _page(session, page)
+    return HandlerResult(body, detail=f"{len(page.proposals)} pending proposal(s), more: {page.more}")
+
+
+def acknowledge(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
+    assert ctx.sessions is not None
+    given = request["Reference"]
+    references = list(dict.fromkeys(given if isinstance(given, list) else [given]))  # each once, in given order
+    results, new = [], 0
+    with ctx.sessions() as session:
+        for reference in references:
+            proposal = _addressed(session, reference, ctx, "acknowledge")
+            done = store.acknowledge(session, proposal, ctx.received_at)
+            new += done
+            session.refresh(proposal)
+            results.append({"Reference": reference, "State": proposal.state, "AlreadyAcknowledged": not done})
+        session.commit()
+    return HandlerResult({"Acknowledged": results},
+                         detail=f"{new} acknowledged, {len(references) - new} already: {' '.join(references)}")
+
+
+def _already_decided(session: Session, proposal_id: int, reference: str) -> ProposalAlreadyDecided:
+    """The refusal of a second decision, naming the first (read after the losing transaction ended)."""
+    first = session.get_one(Proposal, proposal_id, populate_existing=True)
+    decided_at = store.aware(first.decided_at)
+    when = f" on {decided_at:%Y-%m-%d %H:%M:%S}Z" if decided_at else ""
+    because = f", reason: {first.reject_reason}" if first.reject_reason else ""
+    return ProposalAlreadyDecided(f"Proposal {reference} was already decided: {first.state}{when} (ticket "
+                                  f"{first.decision_ticket}){because}.")
+
+
+def _deliver(ctx: CallContext, entry_id: int) -> str:
+    """Try the National Register update now; whatever happens, the background forwarder owes it until delivered."""
+    if ctx.forwarder is None:
+        return PENDING
+    try:
+        return str(ctx.forwarder.deliver(entry_id).state)
+    except Exception:  # the decision is committed: a failed attempt now only means later
+        log.exception("National Register update %s not attempted now; the forwarder will", entry_id)
+        return PENDING
+
+
+def decide(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
+    """Accept or reject once; an acceptance owes the National Register its update (outbox, same transaction)."""
+    assert ctx.sessions is not None
+    reference, decision, reason = str(request["Reference"]), request["Decision"], request.get("Reason")
+    if decision == "REJECT" and not reason:
+        raise ContractViolation("A REJECT needs a Reason: the proposer reads it.")
+    state, reason = (ACCEPTED, None) if decision == "ACCEPT" else (REJECTED, reason)
+    with ctx.sessions() as session:
+        proposal = _addressed(session, reference, ctx, "decide")
+        proposal_id, insz, field, value = proposal.id, proposal.insz, proposal.field, proposal.proposed_value
+        session.rollback()  # the decision's transaction starts with its conditional UPDATE
+        if not store.decide(session, proposal_id, state, now=ctx.received_at, ticket=ctx.ticket,
+                            official=ctx.official, reason=reason):
+            session.rollback()
+            raise _already_decided(session, proposal_id, reference)
+        entry_id = None
+        if state == ACCEPTED:
+            payload = build(f"{{{NR_NS}}}update_person", {"reference": reference, "insz": insz, "field": field,
+                                                          "value": value, "municipality": ctx.organisation.nis_code})
+            entry_id = enqueue(session, kind="nr-update", service=SERVICE_KEY, backend=NR_BACKEND, payload=payload,
+                               ticket=ctx.ticket, now=ctx.received_at, soap_action="update_person").id
+            store.owe_update(session, proposal_id, entry_id)
+        session.commit()
+    body: dict[str, Any] = {"Reference": reference, "State": state, "DecidedAt": ctx.received_at}
+    if entry_id is None:
+        return HandlerResult(body, detail=f"{reference} rejected: {reason}")
+    body["NationalRegisterUpdate"] = delivered = _deliver(ctx, entry_id)
+    return HandlerResult(body, detail=f"{reference} accepted; National Register update {delivered} "
+                                      f"(outbox {entry_id})")
+
+
+# --- the proposer and both -----------------------------------------------------------------------------------------
+def get_proposal(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
+    assert ctx.sessions is not None
+    with ctx.sessions() as session:
+        proposal = _visible(session, str(request["Reference"]), ctx)
+        body = {"Proposal": _proposals(session, [proposal])[0]}
+    return HandlerResult(body, detail=f"{proposal.reference}: {proposal.state}")
+
+
+def list_proposals(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
+    assert ctx.sessions is not None
+    with ctx.sessions() as session:
+        try:
+            page = store.of_proposer(session, ctx.organisation.id, request.get("State"), request.get("After"),
+                                     _max_count(request))
+        except store.CursorUnknown as unknown:
+            raise ContractViolation(f"After {unknown} is not a proposal your organisation submitted; pass the "
+                                    "NextAfter of the previous page.") from None
+        body = _page(session, page)
+    return HandlerResult(body, detail=f"{len(page.proposals)} proposal(s), more: {page.more}")
+
+
+def list_overdue(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
+    assert ctx.sessions is not None
+    days = Decimal(str(request["OlderThanDays"])) if request.get("OlderThanDays") is not None else \
+        Decimal(str(ctx.settings.proposal_decision_days))
+    before = ctx.received_at - timedelta(days=float(days))
+    with ctx.sessions() as session:
+        found = store.overdue(session, before, ctx.organisation.id)
+        body = {"OlderThanDays": days, "Proposal": _proposals(session, found)}
+    return HandlerResult(body, detail=f"{len(found)} proposal(s) undecided for more than {days} day(s)")
+
+
+def _operation(name: str, handler: Any, **settings: Any) -> Operation:
+    return Operation(name=name, request=f"{{{NS}}}{name}Request", response=f"{{{NS}}}{name}Response",
+                     handler=handler, soap_action=f"{NS}:{name}", **settings)
+
+
+SERVICE = ServiceDefinition(
+    name="UpdateProposals",
+    version="v1",
+    title="National Register update proposals",
+    description=(
+        "Propose a correction of a person's National Register data (address, civil status, nationality, names) "
+        "with evidence; the competent municipality pulls, acknowledges and decides it; accepted updates reach the "
+        "National Register."
+    ),
+    wsdl="UpdateProposals-v1.wsdl",
+    xsd="UpdateProposals/v1/UpdateProposals.xsd",
+    operations=(
+        _operation("SubmitProposal", submit_proposal, person_field="Insz", person_in_files=True, retry_safe=True),
+        _operation("ListPendingProposals", list_pending),
+        _operation("AcknowledgeProposals", acknowledge),
+        _operation("DecideProposal", decide),
+        _operation("GetProposal", get_proposal),
+        _operation("ListProposals", list_proposals),
+        _operation("ListOverdueProposals", list_overdue),
+    ),
+)
