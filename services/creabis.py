@@ -117,7 +117,8 @@ def search_persons(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
     shown = [(s, c) for s, c in ranked if relevant(s)][: int(request.get("MaxResults") or DEFAULT_RESULTS)]
     complete = all(s["Outcome"] == "CONSULTED" for s in sources)
     body = {"Complete": complete, "Source": sources, "Candidate": [_candidate(s, c) for s, c in shown]}
-    detail = f"{len(shown)} candidate(s) of {len(candidates)}"
+    # every person shown is personal data handed out: the audit record names them
+    detail = f"{len(shown)} candidate(s) of {len(candidates)}: {' '.join(c.insz for _, c in shown) or '-'}"
     if not complete:
         return HandlerResult(body, outcome="PARTIAL", detail=f"{detail}; National Register not consulted")
     return HandlerResult(body, detail=detail)

@@ -89,6 +89,8 @@ def test_search_create_consult_with_the_client_library(stack) -> None:  # type: 
     first = again.body.Candidate[0]
     assert (first.Insz, first.Source, first.BirthDate) == (insz, "BIS_REGISTER", person["BirthDate"])
     assert {m.Criterion: m.Match for m in first.MatchedOn}["LastName"] == "EXACT"
+    shown = [c.Insz for c in again.body.Candidate]  # every person handed out is in the audit record
+    assert audit_record(stack.sessions, again.ticket).detail.endswith(": " + " ".join(shown))
 
     register = client(stack, caller, "BisRegister")
     seen = register.call("ConsultPerson", official=caller.official, purpose=caller.purpose, Insz=insz).body
