@@ -27,6 +27,7 @@ log = logging.getLogger("kruispunt.outbox")
 
 PENDING, DELIVERED, REFUSED = "PENDING", "DELIVERED", "REFUSED"
 MAX_BACKOFF = timedelta(minutes=5)
+ROUND = 50  # entries a background round takes on at most
 
 
 class OutboxEntry(Base):
@@ -61,6 +62,7 @@ class Delivery:
     answer: etree._Element | None = None
     last_error: str | None = None
     delivered_at: datetime | None = None
+    tried: bool = False  # this call sent it (False: not due, leased by another deliverer, or already finished)
 
 
 def enqueue(session: Session, *, kind: str, service: str, backend: str, payload: etree._Element, ticket: str,
@@ -74,9 +76,10 @@ def enqueue(session: Session, *, kind: str, service: str, backend: str, payload:
     return entry
 
 
-def delivery(entry: OutboxEntry) -> Delivery:
+def delivery(entry: OutboxEntry, tried: bool = False) -> Delivery:
     answer = etree.fromstring(entry.answer.encode(), parser=safe_parser()) if entry.answer else None
-    return Delivery(entry.id, entry.state, entry.attempts, answer, entry.last_error, _aware(entry.delivered_at))
+    return Delivery(entry.id, entry.state, entry.attempts, answer, entry.last_error, _aware(entry.delivered_at),
+                    tried)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -108,31 +111,47 @@ class Forwarder:
         self._stop.set()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        wait = self.interval
+        while not self._stop.wait(wait):
             try:
-                self.deliver_due()
+                busy = self.deliver_due(limit=ROUND) == ROUND  # a full round: more may be due, go on at once
             except Exception:  # the forwarder must outlive a database hiccup; the next round tries again
                 log.exception("outbox round failed")
+                busy = False
+            wait = 0.0 if busy else self.interval
 
-    def deliver_due(self, limit: int = 50) -> list[Delivery]:
-        """Deliver the entries that are due and not leased by a live deliverer."""
+    def deliver_due(self, limit: int = ROUND) -> list[Delivery]:
+        """Deliver the entries that are due and not leased by a live deliverer, oldest first. A backend that
+        fails is tried once per round: its other entries wait for the next round, not for their own back-off."""
         now = datetime.now(UTC)
         with self.sessions() as session:
             due = session.execute(
-                select(OutboxEntry.id).where(OutboxEntry.state == PENDING, OutboxEntry.next_attempt_at <= now,
-                                             or_(OutboxEntry.lease_until.is_(None), OutboxEntry.lease_until < now))
+                select(OutboxEntry.id, OutboxEntry.service, OutboxEntry.backend)
+                .where(OutboxEntry.state == PENDING, OutboxEntry.next_attempt_at <= now,
+                       or_(OutboxEntry.lease_until.is_(None), OutboxEntry.lease_until < now))
                 .order_by(OutboxEntry.id).limit(limit)
-            ).scalars().all()
-        return [self.deliver(entry_id) for entry_id in due]
+            ).all()
+        done, failing = [], set()
+        for entry_id, service, backend in due:
+            if (service, backend) in failing:
+                continue
+            outcome = self.deliver(entry_id, only_if_due=True)
+            if outcome.tried and outcome.state == PENDING:
+                failing.add((service, backend))
+            done.append(outcome)
+        return done
 
-    def deliver(self, entry_id: int) -> Delivery:
-        """Try to deliver one entry now, if nobody else holds its lease; answer where it stands."""
+    def deliver(self, entry_id: int, *, only_if_due: bool = False) -> Delivery:
+        """Try to deliver one entry now, if nobody else holds its lease (and, for the background rounds, if it is
+        due: another worker may just have tried it); answer where it stands."""
         now = datetime.now(UTC)
+        conditions = [OutboxEntry.id == entry_id, OutboxEntry.state == PENDING,
+                      or_(OutboxEntry.lease_until.is_(None), OutboxEntry.lease_until < now)]
+        if only_if_due:
+            conditions.append(OutboxEntry.next_attempt_at <= now)
         with self.sessions() as session:
             claimed = session.execute(
-                update(OutboxEntry)
-                .where(OutboxEntry.id == entry_id, OutboxEntry.state == PENDING,
-                       or_(OutboxEntry.lease_until.is_(None), OutboxEntry.lease_until < now))
+                update(OutboxEntry).where(*conditions)
                 .values(lease_owner=self.owner, lease_until=now + self.lease, attempts=OutboxEntry.attempts + 1)
             ).rowcount
             session.commit()
@@ -168,10 +187,16 @@ class Forwarder:
                     entry.answer = etree.tostring(answer).decode() if answer is not None else None
                     entry.delivered_at = now
                     entry.last_error = None
+                    if entry.attempts > 1:  # the backend is back: what waits for it need not wait out back-off
+                        session.execute(
+                            update(OutboxEntry)
+                            .where(OutboxEntry.state == PENDING, OutboxEntry.service == entry.service,
+                                   OutboxEntry.backend == entry.backend, OutboxEntry.next_attempt_at > now)
+                            .values(next_attempt_at=now))
                 else:
                     entry.last_error = error
                 session.commit()
-            return delivery(entry)
+            return delivery(entry, tried=True)
 
 
 def state_of(session: Session, entry_id: int) -> Delivery:

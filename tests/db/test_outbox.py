@@ -198,3 +198,36 @@ def test_operators_list_and_deliver_from_the_command_line(migrated: sessionmaker
     assert len(received) == 1
     with migrated() as session:
         assert state_of(session, entry).state == DELIVERED
+
+
+def test_a_round_tries_a_failing_backend_once_and_its_recovery_makes_the_rest_due(
+        migrated: sessionmaker[Session], pki: Pki) -> None:
+    """While a backend is down a round costs it one attempt, not one per entry; when an entry that had failed
+    gets through, the backend's other entries are due at once instead of after their back-off."""
+    port = free_port()
+    with backend_at(migrated, pki, f"http://127.0.0.1:{port}/") as service:
+        entries = [queued(migrated, service) for _ in range(3)]
+        deliverer = forwarder(migrated, pki)
+        round_ = deliverer.deliver_due(limit=1000)
+        mine = [d for d in round_ if d.id in entries]
+        assert [(d.id, d.state, d.tried) for d in mine] == [(entries[0], PENDING, True)]
+        with migrated() as session:
+            assert [session.get_one(OutboxEntry, e).attempts for e in entries] == [1, 0, 0]
+            # time passes: the first entry is due again, the others are backing off after a failure of their own
+            session.execute(update(OutboxEntry).where(OutboxEntry.id == entries[0])
+                            .values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1)))
+            session.execute(update(OutboxEntry).where(OutboxEntry.id.in_(entries[1:]))
+                            .values(next_attempt_at=datetime.now(UTC) + timedelta(minutes=5), attempts=4))
+            session.commit()
+        not_due = deliverer.deliver(entries[1], only_if_due=True)
+        assert (not_due.state, not_due.tried, not_due.attempts) == (PENDING, False, 4)
+        with with_server(accepted) as (url, received):
+            with migrated() as session:
+                commands.add_backend(session, service, "intake", url, pki.integrator.cert_path.read_bytes(),
+                                     security="none")
+                session.commit()
+            first = [d for d in deliverer.deliver_due(limit=1000) if d.id in entries]
+            assert [(d.id, d.state) for d in first] == [(entries[0], DELIVERED)]
+            rest = [d for d in deliverer.deliver_due(limit=1000) if d.id in entries]
+    assert [(d.id, d.state) for d in rest] == [(entries[1], DELIVERED), (entries[2], DELIVERED)]
+    assert len(received) == 3
