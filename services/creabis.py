@@ -8,6 +8,7 @@ in the same transaction: the organisation that asked for the number has a file o
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
 import time
@@ -51,7 +52,8 @@ NR_XSD = "backends/NationalRegister/v1/NationalRegister.xsd"
 NR_BACKEND = "national-register"
 NATIONAL_REGISTER, BIS_REGISTER = "NATIONAL_REGISTER", "BIS_REGISTER"
 DEFAULT_RESULTS = 10
-ATTEMPTS = 25  # creations that lose a race for a sequence number (or the SQLite write lock) try again
+ALLOCATION_SECONDS = 20.0  # creations that lose a race for a sequence number (or SQLite's write lock) try
+#                            again, with growing jittered pauses, for this long
 
 
 @cache
@@ -153,16 +155,19 @@ def create_bis_number(request: dict[str, Any], ctx: CallContext) -> HandlerResul
         if match is not None:
             raise CreabisExactMatch(_exact_reason(match.insz, NATIONAL_REGISTER))
     key = identity_key(asked, (evidence["DocumentType"], evidence["DocumentNumber"], evidence["IssuingCountry"]))
-    for _attempt in range(ATTEMPTS):
+    deadline = time.monotonic() + ALLOCATION_SECONDS
+    for attempt in itertools.count():
         try:
             with ctx.sessions() as session:
                 return _create(session, request, asked, key, digest, ctx)
         except IntegrityError:
-            continue  # another creation took the number, the identity or the MessageId: look again
+            pass  # another creation took the number, the identity or the MessageId: look again
         except OperationalError as error:
             if "locked" not in str(error):
-                raise
-            time.sleep(random.uniform(0.01, 0.1))  # SQLite: another writer holds the database
+                raise  # SQLite: another writer holds the database; anything else is not ours to retry
+        if time.monotonic() > deadline:
+            break
+        time.sleep(random.uniform(0, min(0.2, 0.005 * 2 ** min(attempt, 6))))  # jitter: the losers spread out
     raise InternalError("The BIS number could not be allocated after repeated conflicts; retry with the same "
                         "MessageId.")
 
@@ -176,6 +181,8 @@ def _create(session: Session, request: dict[str, Any], asked: Identity, key: str
     if same is None and asked.born.full is not None:
         same = next((r for r in bis.born_on(session, asked.born)
                      if is_exact(asked, Identity(r.last_name, r.first_names, r.born, r.gender, r.nationality))), None)
+    if same is not None and (same.created_by, same.message_id) == (ctx.organisation.id, ctx.message_id):
+        return _retried(same, digest, ctx)  # a concurrent retry of this very request committed in between
     if same is not None:
         raise CreabisExactMatch(_exact_reason(same.insz, BIS_REGISTER))
     first6 = prefix(asked.born, asked.gender)

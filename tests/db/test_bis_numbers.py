@@ -25,6 +25,7 @@ from repository.bis_numbers import PartialDate, compose, sequences
 from repository.queries import OrganisationView
 from services.creabis import create_bis_number
 from services.demo import enterprise_number
+from tests.e2e.creabis_calls import fresh_name
 
 
 @pytest.fixture
@@ -73,10 +74,11 @@ def concurrently(calls: list[tuple[dict[str, Any], CallContext]]) -> list[Handle
 def test_many_concurrent_creations_on_one_birth_date_get_distinct_valid_numbers(
         migrated: sessionmaker[Session], organisation: OrganisationView) -> None:
     month = a_month()
-    outcomes = concurrently([(request(f"Namesake{uuid.uuid4().hex[:8]}", month, "F"),
+    outcomes = concurrently([(request(fresh_name("Namesake"), month, "F"),
                               context(migrated, organisation)) for _ in range(10)])
     numbers = [o.body["Insz"] for o in outcomes if isinstance(o, HandlerResult)]
-    assert len(numbers) == 10 and len(set(numbers)) == 10, outcomes
+    refused = [f"{type(o).__name__}: {o}" for o in outcomes if not isinstance(o, HandlerResult)]
+    assert len(numbers) == 10 and len(set(numbers)) == 10, refused
     assert len({n[:6] for n in numbers}) == 1
     for number in numbers:
         assert stdnum_bis.is_valid(number) and int(number[6:9]) % 2 == 0 and stdnum_bis.get_gender(number) == "F"
@@ -84,7 +86,7 @@ def test_many_concurrent_creations_on_one_birth_date_get_distinct_valid_numbers(
 
 def test_one_identity_created_concurrently_gets_one_number(migrated: sessionmaker[Session],
                                                            organisation: OrganisationView) -> None:
-    same = request(f"Once{uuid.uuid4().hex[:8]}", a_month(), "M", document="EK42")
+    same = request(fresh_name("Once"), a_month(), "M", document="EK42")
     outcomes = concurrently([(same, context(migrated, organisation)) for _ in range(6)])
     created = [o for o in outcomes if isinstance(o, HandlerResult)]
     assert len(created) == 1, outcomes
@@ -95,7 +97,7 @@ def test_one_identity_created_concurrently_gets_one_number(migrated: sessionmake
 
 def test_concurrent_retries_with_one_message_id_answer_one_number(migrated: sessionmaker[Session],
                                                                  organisation: OrganisationView) -> None:
-    same, message_id = request(f"Retry{uuid.uuid4().hex[:8]}", a_month(), None), str(uuid.uuid4())
+    same, message_id = request(fresh_name("Retry"), a_month(), None), str(uuid.uuid4())
     outcomes = concurrently([(same, context(migrated, organisation, message_id)) for _ in range(4)])
     assert all(isinstance(o, HandlerResult) for o in outcomes), outcomes
     assert len({o.body["Insz"] for o in outcomes if isinstance(o, HandlerResult)}) == 1
@@ -120,7 +122,7 @@ def test_a_full_range_of_sequence_numbers_is_exhausted(migrated: sessionmaker[Se
                 request_digest="0" * 64))
         session.commit()
     with pytest.raises(BisNumbersExhausted) as raised:
-        create_bis_number(request(f"Late{uuid.uuid4().hex[:8]}", month, "F"), context(migrated, organisation))
+        create_bis_number(request(fresh_name("Late"), month, "F"), context(migrated, organisation))
     assert "are taken" in raised.value.reason
-    man = create_bis_number(request(f"Late{uuid.uuid4().hex[:8]}", month, "M"), context(migrated, organisation))
+    man = create_bis_number(request(fresh_name("Late"), month, "M"), context(migrated, organisation))
     assert int(man.body["Insz"][6:9]) % 2 == 1  # the men's range is another one
