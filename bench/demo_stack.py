@@ -11,8 +11,10 @@ from typing import Any
 from servers import free_port
 
 
-def prepare_stack(args: argparse.Namespace, var: Path) -> tuple[Any, dict[str, int], str]:
-    """Demo PKI, schema and demo data in a fresh KRUISPUNT_VAR, backends registered on free ports."""
+def prepare_stack(args: argparse.Namespace, var: Path,
+                  extra_backends: tuple[str, ...] = ()) -> tuple[Any, dict[str, int], str]:
+    """Demo PKI, schema and demo data in a fresh KRUISPUNT_VAR, backends registered on free ports: the status
+    sources, and the reference backends named in extra_backends (e.g. "disability-applications")."""
     from integrator import commands
     from integrator.config import Settings
     from integrator.database import make_engine, session_factory
@@ -23,7 +25,7 @@ def prepare_stack(args: argparse.Namespace, var: Path) -> tuple[Any, dict[str, i
     settings = Settings.from_env({"KRUISPUNT_VAR": str(var), "KRUISPUNT_DATABASE_URL": database_url})
     demo.pki_init(settings)
     commands.db_upgrade(settings)
-    ports = {spec.name: free_port() for spec in SOURCES}
+    ports = {name: free_port() for name in (*(spec.name for spec in SOURCES), *extra_backends)}
     engine = make_engine(database_url)
     with session_factory(engine)() as session:
         demo.load(settings, session, {name: f"http://127.0.0.1:{port}/" for name, port in ports.items()})
