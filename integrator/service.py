@@ -59,6 +59,12 @@ class Operation:
     access: str | None = None  # the access right and grant this operation needs, when not the service's own
 
 
+def operation(namespace: str, name: str, handler: Handler, **settings: Any) -> Operation:
+    """An operation by the project's naming: <name>Request answered by <name>Response, SOAPAction ns:name."""
+    return Operation(name=name, request=f"{{{namespace}}}{name}Request", response=f"{{{namespace}}}{name}Response",
+                     handler=handler, soap_action=f"{namespace}:{name}", **settings)
+
+
 @dataclass(frozen=True)
 class ServiceDefinition:
     """A published service version: contract files (relative to xsd/ and wsdl/) and operations."""

@@ -30,7 +30,7 @@ from integrator.receipt import (
     application_digest,
     sign_receipt,
 )
-from integrator.service import CallContext, HandlerResult, Operation, ServiceDefinition
+from integrator.service import CallContext, HandlerResult, ServiceDefinition, operation
 from repository import applications
 from repository.applications import Application
 
@@ -206,11 +206,6 @@ def _aware(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def _operation(name: str, handler: Any, **options: Any) -> Operation:
-    return Operation(name=name, request=f"{{{NS}}}{name}Request", response=f"{{{NS}}}{name}Response",
-                     handler=handler, soap_action=f"{NS}:{name}", **options)
-
-
 SERVICE = ServiceDefinition(
     name="Applications",
     version="v1",
@@ -221,9 +216,9 @@ SERVICE = ServiceDefinition(
     wsdl="Applications-v1.wsdl",
     xsd="Applications/v1/Applications.xsd",
     operations=(
-        _operation("SubmitApplication", submit_application, person_field="Insz", person_in_files=True,
+        operation(NS, "SubmitApplication", submit_application, person_field="Insz", person_in_files=True,
                    retry_safe=True),
-        _operation("GetReceipt", get_receipt),
-        _operation("ListReceipts", list_receipts),
+        operation(NS, "GetReceipt", get_receipt),
+        operation(NS, "ListReceipts", list_receipts),
     ),
 )

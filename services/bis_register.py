@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from integrator.faults import ContractViolation, RegisterPersonUnknown
-from integrator.service import CallContext, HandlerResult, Operation, ServiceDefinition
+from integrator.service import CallContext, HandlerResult, Operation, ServiceDefinition, operation
 from repository import bis
 
 NS = "urn:kruispunt:BisRegister:v1"
@@ -107,9 +107,8 @@ def update_contact(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
 
 
 def _operation(name: str, handler: Any, access: str | None = None) -> Operation:
-    return Operation(name=name, request=f"{{{NS}}}{name}Request", response=f"{{{NS}}}{name}Response",
-                     handler=handler, person_field="Insz", person_in_files=True, soap_action=f"{NS}:{name}",
-                     access=access)
+    """Every operation names the person in Insz, who must be in the caller's files."""
+    return operation(NS, name, handler, person_field="Insz", person_in_files=True, access=access)
 
 
 SERVICE = ServiceDefinition(

@@ -31,7 +31,7 @@ from integrator.faults import (
     InternalError,
     KruispuntFault,
 )
-from integrator.service import CallContext, HandlerResult, Operation, ServiceDefinition
+from integrator.service import CallContext, HandlerResult, ServiceDefinition, operation
 from repository import bis, directory
 from repository.bis_numbers import (
     BirthDateError,
@@ -242,11 +242,6 @@ def _answer(row: bis.BisPerson, created: bool) -> dict[str, Any]:
     }
 
 
-def _operation(name: str, handler: Any, **settings: Any) -> Operation:
-    return Operation(name=name, request=f"{{{NS}}}{name}Request", response=f"{{{NS}}}{name}Response",
-                     handler=handler, soap_action=f"{NS}:{name}", **settings)
-
-
 SERVICE = ServiceDefinition(
     name="Creabis",
     version="v1",
@@ -257,8 +252,8 @@ SERVICE = ServiceDefinition(
     wsdl="Creabis-v1.wsdl",
     xsd="Creabis/v1/Creabis.xsd",
     operations=(
-        _operation("SearchPersons", search_persons),
-        _operation("CreateBisNumber", create_bis_number, retry_safe=True),
+        operation(NS, "SearchPersons", search_persons),
+        operation(NS, "CreateBisNumber", create_bis_number, retry_safe=True),
     ),
 )
 

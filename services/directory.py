@@ -8,7 +8,7 @@ from typing import Any
 
 from integrator.contract import check_insz
 from integrator.faults import ContractViolation
-from integrator.service import CallContext, HandlerResult, Operation, ServiceDefinition
+from integrator.service import CallContext, HandlerResult, Operation, ServiceDefinition, operation
 from repository import directory
 
 NS = "urn:kruispunt:ReferenceDirectory:v1"
@@ -49,8 +49,7 @@ def list_persons(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
 
 
 def _operation(name: str, handler: Any, person: bool) -> Operation:
-    return Operation(name=name, request=f"{{{NS}}}{name}Request", response=f"{{{NS}}}{name}Response",
-                     handler=handler, person_field="Insz" if person else None, soap_action=f"{NS}:{name}")
+    return operation(NS, name, handler, person_field="Insz" if person else None)
 
 
 SERVICE = ServiceDefinition(

@@ -29,7 +29,7 @@ from integrator.faults import (
     ProposalUnknown,
 )
 from integrator.outbox import PENDING, enqueue, state_of
-from integrator.service import CallContext, HandlerResult, Operation, ServiceDefinition
+from integrator.service import CallContext, HandlerResult, ServiceDefinition, operation
 from repository import proposals as store
 from repository.models import Organisation
 from repository.proposals import ACCEPTED, REJECTED, SUBMITTED, Proposal
@@ -314,11 +314,6 @@ def list_overdue(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
     return HandlerResult(body, detail=f"{len(found)} proposal(s) undecided for more than {days} day(s)")
 
 
-def _operation(name: str, handler: Any, **settings: Any) -> Operation:
-    return Operation(name=name, request=f"{{{NS}}}{name}Request", response=f"{{{NS}}}{name}Response",
-                     handler=handler, soap_action=f"{NS}:{name}", **settings)
-
-
 SERVICE = ServiceDefinition(
     name="UpdateProposals",
     version="v1",
@@ -331,12 +326,12 @@ SERVICE = ServiceDefinition(
     wsdl="UpdateProposals-v1.wsdl",
     xsd="UpdateProposals/v1/UpdateProposals.xsd",
     operations=(
-        _operation("SubmitProposal", submit_proposal, person_field="Insz", person_in_files=True, retry_safe=True),
-        _operation("ListPendingProposals", list_pending),
-        _operation("AcknowledgeProposals", acknowledge),
-        _operation("DecideProposal", decide),
-        _operation("GetProposal", get_proposal),
-        _operation("ListProposals", list_proposals),
-        _operation("ListOverdueProposals", list_overdue),
+        operation(NS, "SubmitProposal", submit_proposal, person_field="Insz", person_in_files=True, retry_safe=True),
+        operation(NS, "ListPendingProposals", list_pending),
+        operation(NS, "AcknowledgeProposals", acknowledge),
+        operation(NS, "DecideProposal", decide),
+        operation(NS, "GetProposal", get_proposal),
+        operation(NS, "ListProposals", list_proposals),
+        operation(NS, "ListOverdueProposals", list_overdue),
     ),
 )

@@ -23,11 +23,10 @@ from zeep.plugins import HistoryPlugin
 from integrator.audit import AuditRecord
 from integrator.client import KruispuntClient
 from integrator.contract import build
-from integrator.namespaces import KP, SOAP_ENV, q
+from integrator.namespaces import SOAP_ENV, q
 from integrator.outbox import OutboxEntry
 from integrator.pki import load_trust_anchors
 from integrator.receipt import Receipt, verify_receipt
-from integrator.wssec.sign import SigningKey, new_envelope, sign_envelope
 from repository.applications import Application
 from services.applications import INSTITUTIONS
 from services.backends.applications import IntakeStore, store_for
@@ -35,9 +34,9 @@ from services.demo import OFFICIALS
 from services.demo_applications import PURPOSE_APPLICATION
 from tests.e2e import directory_calls
 from tests.e2e.directory_calls import answer_of, new_person, register_person, today
-from tests.e2e.generic_calls import signed_by_integrator
-from tests.e2e.repository_calls import Caller
-from tests.support import PROJECT, FaultSeen, audit_record, fault_of
+from tests.e2e.generic_calls import refusal_audited
+from tests.e2e.repository_calls import Caller, signed_request
+from tests.support import PROJECT, FaultSeen, audit_record
 
 NS = "urn:kruispunt:Applications:v1"
 PATH = "/soap/Applications/v1"
@@ -90,20 +89,10 @@ def wire(fields: dict[str, Any]) -> dict[str, Any]:
     return dict(fields, Document=documents)
 
 
-def signed(caller: Caller, payload: etree._Element, message_id: str) -> bytes:
-    root, header, body = new_envelope()
-    caller_header = build(q(KP, "Caller"), {"Official": caller.official, "Purpose": caller.purpose,
-                                            "MessageId": message_id})
-    header.append(caller_header)
-    body.append(payload)
-    sign_envelope(root, SigningKey.from_identity(caller.identity), headers=[caller_header])
-    return etree.tostring(root)
-
-
 def post(stack, caller: Caller, operation: str, fields: dict[str, Any],  # type: ignore[no-untyped-def]
          message_id: str | None = None, timeout: float = 60) -> requests.Response:
     payload = build(f"{{{NS}}}{operation}Request", fields)
-    return requests.post(f"{stack.base_url}{PATH}", data=signed(caller, payload, message_id or str(uuid.uuid4())),
+    return requests.post(f"{stack.base_url}{PATH}", data=signed_request(caller, payload, message_id),
                          timeout=timeout,
                          headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{NS}:{operation}"'})
 
@@ -142,13 +131,7 @@ def submit(stack, caller: Caller, fields: dict[str, Any], message_id: str | None
 def refused(stack, caller: Caller, operation: str, fields: dict[str, Any], code: str,  # type: ignore[no-untyped-def]
             http_status: int, message_id: str | None = None, person: str | None = None) -> FaultSeen:
     """Expect the fault (signed, with the header's ticket), audited once as a FAULT with its reason."""
-    reply = post(stack, caller, operation, fields, message_id)
-    seen = fault_of(reply)
-    assert (seen.http_status, seen.code) == (http_status, code), seen.reason
-    ticket, _header, _payload = signed_by_integrator(stack, reply)
-    assert seen.ticket == ticket
-    record = audit_record(stack.sessions, ticket)
-    assert (record.outcome, record.fault_code, record.detail) == ("FAULT", code, seen.reason)
+    seen, record = refusal_audited(stack, post(stack, caller, operation, fields, message_id), code, http_status)
     assert (record.service, record.operation, record.person) == (SERVICE, operation, person)
     assert (record.official, record.purpose) == (caller.official, caller.purpose)
     return seen

@@ -8,24 +8,23 @@ import random
 import string
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from functools import cache
 from typing import Any
 
 import requests
 import xmlschema
-from lxml import etree
 
 from integrator.audit import AuditRecord
 from integrator.client import KruispuntClient
 from integrator.contract import build
-from integrator.namespaces import KP, q
 from integrator.pki import Identity
-from integrator.wssec.sign import SigningKey, new_envelope, sign_envelope
 from services.demo import BRUGSTEDE, KRUISDORP, OCMW, OFFICIALS
 from services.demo_creabis import PURPOSE_IDENTIFICATION
-from tests.e2e.generic_calls import signed_by_integrator
-from tests.support import PROJECT, FaultSeen, audit_record, fault_of
+from tests.e2e.directory_calls import answer_of
+from tests.e2e.generic_calls import refusal_audited
+from tests.e2e.repository_calls import signed_request
+from tests.support import PROJECT, FaultSeen, audit_record
 
 CB_NS = "urn:kruispunt:Creabis:v1"
 BR_NS = "urn:kruispunt:BisRegister:v1"
@@ -81,21 +80,11 @@ def evidence(number: str | None = None) -> dict[str, str]:
             "IssuingCountry": "PL"}
 
 
-def signed(caller: Caller, payload: etree._Element, message_id: str) -> bytes:
-    root, header, body = new_envelope()
-    caller_header = build(q(KP, "Caller"), {"Official": caller.official, "Purpose": caller.purpose,
-                                            "MessageId": message_id})
-    header.append(caller_header)
-    body.append(payload)
-    sign_envelope(root, SigningKey.from_identity(caller.identity), headers=[caller_header], now=datetime.now(UTC))
-    return etree.tostring(root)
-
-
 def send(stack, caller: Caller, namespace: str, operation: str, data: dict[str, Any],  # type: ignore[no-untyped-def]
          message_id: str | None = None) -> requests.Response:
     payload = build(f"{{{namespace}}}{operation}Request", data)
     return requests.post(f"{stack.base_url}{PATHS[namespace]}", timeout=60,
-                         data=signed(caller, payload, message_id or str(uuid.uuid4())),
+                         data=signed_request(caller, payload, message_id),
                          headers={"Content-Type": "text/xml; charset=utf-8",
                                   "SOAPAction": f'"{namespace}:{operation}"'})
 
@@ -116,30 +105,19 @@ def answered(stack, caller: Caller, namespace: str, operation: str, data: dict[s
              message_id: str | None = None, outcome: str = "OK") -> Answer:
     """Call; expect a signed, XSD-valid answer audited once with the caller and the operation."""
     reply = send(stack, caller, namespace, operation, data, message_id)
-    if reply.status_code != 200:
-        seen = fault_of(reply)
-        raise AssertionError(f"expected an answer, got HTTP {seen.http_status} {seen.code}: {seen.reason}")
-    ticket, _header, payload = signed_by_integrator(stack, reply)
-    assert payload.tag == f"{{{namespace}}}{operation}Response", payload.tag
-    schema(namespace).validate(payload)
-    body = schema(namespace).to_dict(payload, strip_namespaces=True)
+    ticket, body = answer_of(stack, reply, f"{{{namespace}}}{operation}Response", str(XSDS[namespace]))
     record = audit_record(stack.sessions, ticket)
     assert (record.outcome, record.fault_code) == (outcome, None), record.detail
     assert (record.service, record.operation, record.organisation, record.official, record.purpose) == (
         SERVICES[namespace], operation, caller.organisation, caller.official, caller.purpose)
-    return Answer(ticket, body if isinstance(body, dict) else {}, record)
+    return Answer(ticket, body, record)
 
 
 def refused(stack, caller: Caller, namespace: str, operation: str, data: dict[str, Any], code: str,  # type: ignore[no-untyped-def]
             http_status: int, message_id: str | None = None) -> tuple[FaultSeen, AuditRecord]:
     """Send; expect the signed fault, audited once as a FAULT with its code, reason and the caller."""
     reply = send(stack, caller, namespace, operation, data, message_id)
-    seen = fault_of(reply)
-    assert (seen.http_status, seen.code) == (http_status, code), seen.reason
-    ticket, _header, _payload = signed_by_integrator(stack, reply)
-    assert seen.ticket == ticket
-    record = audit_record(stack.sessions, ticket)
-    assert (record.outcome, record.fault_code, record.detail) == ("FAULT", code, seen.reason)
+    seen, record = refusal_audited(stack, reply, code, http_status)
     assert (record.service, record.operation, record.official, record.purpose) == (
         SERVICES[namespace], operation, caller.official, caller.purpose)
     return seen, record

@@ -24,6 +24,7 @@ from lxml import etree
 from sqlalchemy import delete, select
 
 from integrator import commands
+from integrator.audit import AuditRecord
 from integrator.contract import build
 from integrator.envelope import EnvelopeLimits, parse_envelope
 from integrator.namespaces import DS, KP, q
@@ -34,7 +35,7 @@ from integrator.wssec.verify import SecurityPolicy, verify_envelope
 from repository import registry
 from repository.models import Backend, Circuit
 from services.demo import KRUISDORP, OFFICIALS, PURPOSE_TAX
-from tests.support import PROJECT, Request, fault_of, post
+from tests.support import PROJECT, FaultSeen, Request, audit_record, fault_of, post
 
 SS = "urn:kruispunt:backends:StatusSource:v1"
 WSDL = PROJECT / "wsdl" / "StatusSource-v1.wsdl"
@@ -154,6 +155,18 @@ def signed_by_integrator(stack, reply: requests.Response) -> tuple[str, etree._E
     assert ticket and ticket == reply.headers["X-Kruispunt-Ticket"]
     assert verified.payload is not None
     return ticket, header, verified.payload
+
+
+def refusal_audited(stack, reply: requests.Response, code: str, http_status: int) -> tuple[FaultSeen, AuditRecord]:  # type: ignore[no-untyped-def]
+    """The fault with its code and HTTP status, signed by the integrator with the header's ticket, and its one audit
+    record: a FAULT with that code and the reason the caller read."""
+    seen = fault_of(reply)
+    assert (seen.http_status, seen.code) == (http_status, code), seen.reason
+    ticket, _header, _payload = signed_by_integrator(stack, reply)
+    assert seen.ticket == ticket
+    record = audit_record(stack.sessions, ticket)
+    assert (record.outcome, record.fault_code, record.detail) == ("FAULT", code, seen.reason)
+    return seen, record
 
 
 def integrator_answer(stack, reply: requests.Response, request: bytes) -> SignedAnswer:  # type: ignore[no-untyped-def]

@@ -20,7 +20,6 @@ from sqlalchemy import update
 from integrator.audit import AuditRecord
 from integrator.contract import build
 from integrator.envelope import EnvelopeLimits, parse_envelope
-from integrator.namespaces import KP, q
 from integrator.pki import Identity, fingerprint, load_trust_anchors
 from integrator.wssec.sign import SigningKey, new_envelope, sign_envelope
 from integrator.wssec.verify import SecurityPolicy, verify_envelope
@@ -28,9 +27,10 @@ from repository.proposals import Proposal
 from services.backends.persons import KRUISDORP_NIS, PERSONS, Person
 from services.demo import BRUGSTEDE, INSTITUTION, KRUISDORP, OFFICIALS
 from services.demo_proposals import PURPOSE_POPULATION, PURPOSE_PROPOSAL
-from tests.e2e.directory_calls import schema
-from tests.e2e.generic_calls import signed_by_integrator, trust_store
-from tests.support import PROJECT, FaultSeen, audit_record, fault_of
+from tests.e2e.directory_calls import answer_of
+from tests.e2e.generic_calls import refusal_audited, trust_store
+from tests.e2e.repository_calls import signed_request
+from tests.support import PROJECT, FaultSeen, audit_record
 
 UP = "urn:kruispunt:UpdateProposals:v1"
 UP_PATH = "/soap/UpdateProposals/v1"
@@ -81,13 +81,8 @@ def unique(prefix: str) -> str:
 # --- the wire -------------------------------------------------------------------------------------------------------
 def send(stack, caller: Caller, operation: str, data: dict[str, Any],  # type: ignore[no-untyped-def]
          message_id: str | None = None) -> requests.Response:
-    root, header, body = new_envelope()
-    caller_header = build(q(KP, "Caller"), {"Official": caller.official, "Purpose": caller.purpose,
-                                            "MessageId": message_id or new_message_id()})
-    header.append(caller_header)
-    body.append(build(f"{{{UP}}}{operation}Request", data))
-    sign_envelope(root, SigningKey.from_identity(caller.identity), headers=[caller_header])
-    return requests.post(f"{stack.base_url}{UP_PATH}", data=etree.tostring(root), timeout=120,
+    signed = signed_request(caller, build(f"{{{UP}}}{operation}Request", data), message_id or new_message_id())
+    return requests.post(f"{stack.base_url}{UP_PATH}", data=signed, timeout=120,
                          headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{UP}:{operation}"'})
 
 
@@ -100,15 +95,7 @@ class Answer:
 
 def decoded(stack, reply: requests.Response, operation: str) -> tuple[str, dict[str, Any]]:  # type: ignore[no-untyped-def]
     """The ticket and the answer's body as data: signed by the integrator, with the header's ticket, XSD-valid."""
-    if reply.status_code != 200:
-        seen = fault_of(reply)
-        raise AssertionError(f"expected an answer, got HTTP {seen.http_status} {seen.code}: {seen.reason}")
-    ticket, _header, payload = signed_by_integrator(stack, reply)
-    assert payload.tag == f"{{{UP}}}{operation}Response", payload.tag
-    schema(UP_XSD).validate(payload)
-    body = schema(UP_XSD).to_dict(payload, strip_namespaces=True)
-    assert isinstance(body, dict), body
-    return ticket, body
+    return answer_of(stack, reply, f"{{{UP}}}{operation}Response", UP_XSD)
 
 
 def answered(stack, caller: Caller, operation: str, data: dict[str, Any], *,  # type: ignore[no-untyped-def]
@@ -127,13 +114,7 @@ def answered(stack, caller: Caller, operation: str, data: dict[str, Any], *,  # 
 def refused(stack, caller: Caller, operation: str, data: dict[str, Any], code: str,  # type: ignore[no-untyped-def]
             http_status: int, *, person: str | None = None, message_id: str | None = None) -> FaultSeen:
     """Send, expect the fault (signed, with the header's ticket), and find it audited once with its reason."""
-    reply = send(stack, caller, operation, data, message_id)
-    seen = fault_of(reply)
-    assert (seen.http_status, seen.code) == (http_status, code), seen.reason
-    ticket, _header, _payload = signed_by_integrator(stack, reply)
-    assert seen.ticket == ticket
-    record = audit_record(stack.sessions, ticket)
-    assert (record.outcome, record.fault_code, record.detail) == ("FAULT", code, seen.reason)
+    seen, record = refusal_audited(stack, send(stack, caller, operation, data, message_id), code, http_status)
     assert (record.service, record.operation, record.person) == (UP_SERVICE, operation, person)
     assert (record.organisation, record.official, record.purpose) == (caller.enterprise_number, caller.official,
                                                                       caller.purpose)

@@ -74,11 +74,12 @@ def brugstede(stack, purpose: str = REGISTRATION) -> Caller:  # type: ignore[no-
     return Caller(stack.pki.brugstede, OTHER.insz, purpose)
 
 
-def signed_request(caller: Caller, payload: etree._Element) -> bytes:
-    """Any body element under a signed kp:Caller header, signed with the caller's certificate."""
+def signed_request(caller: Any, payload: etree._Element, message_id: str | None = None) -> bytes:
+    """Any body element under a signed kp:Caller header (a fresh MessageId unless one is given: a retry), signed
+    with the caller's certificate (caller: anything with identity, official and purpose)."""
     root, header, body = new_envelope()
     caller_header = build(q(KP, "Caller"), {"Official": caller.official, "Purpose": caller.purpose,
-                                            "MessageId": str(uuid.uuid4())})
+                                            "MessageId": message_id or str(uuid.uuid4())})
     header.append(caller_header)
     body.append(payload)
     sign_envelope(root, SigningKey.from_identity(caller.identity), headers=[caller_header])
