@@ -17,16 +17,32 @@ from sqlalchemy.orm import Session, sessionmaker
 from integrator import commands
 from integrator.circuit import CircuitBreaker
 from integrator.cli import main
+from integrator.config import Settings
+from integrator.database import make_engine, session_factory
 from integrator.dispatch import Dispatcher
 from integrator.envelope import EnvelopeLimits
 from integrator.outbox import DELIVERED, PENDING, REFUSED, Forwarder, OutboxEntry, backoff, enqueue, state_of
 from integrator.wssec.sign import SigningKey
 from integrator.wssec.trust import TrustStore
 from integrator.wssec.verify import SecurityPolicy
-from tests.conftest import Pki
+from tests.conftest import Pki, new_database
 from tests.support import answering_server, free_port
 
 NS = "urn:test:outbox"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def outbox_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database of this module's own: a round delivers every due entry, so the integrators the end-to-end tests
+    run must not share the outbox these tests drive."""
+    with new_database(request.param, tmp_path_factory) as url:
+        commands.db_upgrade(Settings.from_env({"KRUISPUNT_DATABASE_URL": url}))
+        yield url
+
+
+@pytest.fixture(scope="module")
+def outbox_db(outbox_url: str) -> sessionmaker[Session]:
+    return session_factory(make_engine(outbox_url))
 
 
 def envelope(body: str) -> bytes:
@@ -78,30 +94,30 @@ def with_server(answer: Callable[[bytes], bytes]):  # type: ignore[no-untyped-de
     return answering_server(answer)
 
 
-def test_an_entry_is_delivered_once_with_its_answer_kept(migrated: sessionmaker[Session], pki: Pki) -> None:
-    with with_server(accepted) as (url, received), backend_at(migrated, pki, url) as service:
-        entry = queued(migrated, service)
-        first = forwarder(migrated, pki).deliver(entry)
-        again = forwarder(migrated, pki).deliver(entry)
+def test_an_entry_is_delivered_once_with_its_answer_kept(outbox_db: sessionmaker[Session], pki: Pki) -> None:
+    with with_server(accepted) as (url, received), backend_at(outbox_db, pki, url) as service:
+        entry = queued(outbox_db, service)
+        first = forwarder(outbox_db, pki).deliver(entry)
+        again = forwarder(outbox_db, pki).deliver(entry)
     assert first.state == DELIVERED and first.attempts == 1
     assert first.answer is not None and first.answer.findtext(f"{{{NS}}}Reference") is not None
     assert again.state == DELIVERED and again.answer is not None  # nothing sent a second time
     assert len(received) == 1
-    with migrated() as session:
+    with outbox_db() as session:
         assert state_of(session, entry).delivered_at is not None
 
 
 def test_a_backend_that_is_down_leaves_the_entry_pending_with_back_off_then_it_is_delivered(
-        migrated: sessionmaker[Session], pki: Pki) -> None:
+        outbox_db: sessionmaker[Session], pki: Pki) -> None:
     port = free_port()  # nothing listens here yet
-    with backend_at(migrated, pki, f"http://127.0.0.1:{port}/") as service:
-        entry = queued(migrated, service)
-        deliverer = forwarder(migrated, pki)
+    with backend_at(outbox_db, pki, f"http://127.0.0.1:{port}/") as service:
+        entry = queued(outbox_db, service)
+        deliverer = forwarder(outbox_db, pki)
         down = deliverer.deliver(entry)
         assert down.state == PENDING and down.attempts == 1
         assert down.last_error and "Server.Backend.Unavailable" in down.last_error
         assert deliverer.deliver_due() == []  # backing off: not due yet
-        with migrated() as session:
+        with outbox_db() as session:
             due = state_of(session, entry)
             row = session.get_one(OutboxEntry, entry)
             assert row.lease_owner is None  # the lease is given back
@@ -110,7 +126,7 @@ def test_a_backend_that_is_down_leaves_the_entry_pending_with_back_off_then_it_i
             session.commit()
         assert due.state == PENDING
         with with_server(accepted) as (url, received):
-            with migrated() as session:
+            with outbox_db() as session:
                 commands.add_backend(session, service, "intake", url, pki.integrator.cert_path.read_bytes(),
                                      security="none")
                 session.commit()
@@ -120,19 +136,19 @@ def test_a_backend_that_is_down_leaves_the_entry_pending_with_back_off_then_it_i
 
 
 def test_a_leased_entry_is_not_delivered_by_another_worker_until_the_lease_runs_out(
-        migrated: sessionmaker[Session], pki: Pki) -> None:
+        outbox_db: sessionmaker[Session], pki: Pki) -> None:
     """A worker killed while delivering holds its lease; another takes over only once it has run out."""
-    with with_server(accepted) as (url, received), backend_at(migrated, pki, url) as service:
-        entry = queued(migrated, service)
-        with migrated() as session:  # a deliverer (host:pid) claimed it and died
+    with with_server(accepted) as (url, received), backend_at(outbox_db, pki, url) as service:
+        entry = queued(outbox_db, service)
+        with outbox_db() as session:  # a deliverer (host:pid) claimed it and died
             session.execute(update(OutboxEntry).where(OutboxEntry.id == entry).values(
                 lease_owner="elsewhere:4242", lease_until=datetime.now(UTC) + timedelta(minutes=5), attempts=1))
             session.commit()
-        survivor = forwarder(migrated, pki)
+        survivor = forwarder(outbox_db, pki)
         held = survivor.deliver(entry)
         assert held.state == PENDING and received == []
         assert survivor.deliver_due() == []
-        with migrated() as session:
+        with outbox_db() as session:
             session.execute(update(OutboxEntry).where(OutboxEntry.id == entry)
                             .values(lease_until=datetime.now(UTC) - timedelta(seconds=1)))
             session.commit()
@@ -141,17 +157,17 @@ def test_a_leased_entry_is_not_delivered_by_another_worker_until_the_lease_runs_
     assert len(received) == 1
 
 
-def test_concurrent_deliverers_send_an_entry_once(migrated: sessionmaker[Session], pki: Pki) -> None:
+def test_concurrent_deliverers_send_an_entry_once(outbox_db: sessionmaker[Session], pki: Pki) -> None:
     gate = threading.Event()
 
     def slow(request: bytes) -> bytes:
         gate.wait(5)
         return accepted(request)
 
-    with with_server(slow) as (url, received), backend_at(migrated, pki, url) as service:
-        entry = queued(migrated, service)
+    with with_server(slow) as (url, received), backend_at(outbox_db, pki, url) as service:
+        entry = queued(outbox_db, service)
         results: list[str] = []
-        threads = [threading.Thread(target=lambda: results.append(forwarder(migrated, pki).deliver(entry).state))
+        threads = [threading.Thread(target=lambda: results.append(forwarder(outbox_db, pki).deliver(entry).state))
                    for _ in range(4)]
         for thread in threads:
             thread.start()
@@ -164,10 +180,10 @@ def test_concurrent_deliverers_send_an_entry_once(migrated: sessionmaker[Session
     assert results.count(DELIVERED) >= 1 and set(results) <= {DELIVERED, PENDING}
 
 
-def test_a_refusal_is_kept_and_not_retried(migrated: sessionmaker[Session], pki: Pki) -> None:
-    with with_server(refused) as (url, received), backend_at(migrated, pki, url) as service:
-        entry = queued(migrated, service)
-        deliverer = forwarder(migrated, pki)
+def test_a_refusal_is_kept_and_not_retried(outbox_db: sessionmaker[Session], pki: Pki) -> None:
+    with with_server(refused) as (url, received), backend_at(outbox_db, pki, url) as service:
+        entry = queued(outbox_db, service)
+        deliverer = forwarder(outbox_db, pki)
         outcome = deliverer.deliver(entry)
         assert deliverer.deliver(entry).state == REFUSED
         assert entry not in [d.id for d in deliverer.deliver_due()]
@@ -182,13 +198,13 @@ def test_backoff_grows_and_is_bounded() -> None:
     assert steps[0] == timedelta(seconds=2) and steps[-1] == timedelta(minutes=5)
 
 
-def test_operators_list_and_deliver_from_the_command_line(migrated: sessionmaker[Session], pki: Pki,
-                                                          database_url: str, monkeypatch: pytest.MonkeyPatch,
+def test_operators_list_and_deliver_from_the_command_line(outbox_db: sessionmaker[Session], pki: Pki,
+                                                          outbox_url: str, monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("KRUISPUNT_DATABASE_URL", database_url)
+    monkeypatch.setenv("KRUISPUNT_DATABASE_URL", outbox_url)
     monkeypatch.setenv("KRUISPUNT_VAR", str(pki.var_dir))
-    with with_server(accepted) as (url, received), backend_at(migrated, pki, url) as service:
-        entry = queued(migrated, service)
+    with with_server(accepted) as (url, received), backend_at(outbox_db, pki, url) as service:
+        entry = queued(outbox_db, service)
         assert main(["outbox", "list", "--state", "PENDING", "--limit", "1000"]) == 0
         listed = capsys.readouterr().out
         assert f"{entry:>6} PENDING" in listed and service in listed
@@ -196,22 +212,22 @@ def test_operators_list_and_deliver_from_the_command_line(migrated: sessionmaker
         delivered = capsys.readouterr().out
     assert f"{entry:>6} DELIVERED" in delivered
     assert len(received) == 1
-    with migrated() as session:
+    with outbox_db() as session:
         assert state_of(session, entry).state == DELIVERED
 
 
 def test_a_round_tries_a_failing_backend_once_and_its_recovery_makes_the_rest_due(
-        migrated: sessionmaker[Session], pki: Pki) -> None:
+        outbox_db: sessionmaker[Session], pki: Pki) -> None:
     """While a backend is down a round costs it one attempt, not one per entry; when an entry that had failed
     gets through, the backend's other entries are due at once instead of after their back-off."""
     port = free_port()
-    with backend_at(migrated, pki, f"http://127.0.0.1:{port}/") as service:
-        entries = [queued(migrated, service) for _ in range(3)]
-        deliverer = forwarder(migrated, pki)
+    with backend_at(outbox_db, pki, f"http://127.0.0.1:{port}/") as service:
+        entries = [queued(outbox_db, service) for _ in range(3)]
+        deliverer = forwarder(outbox_db, pki)
         round_ = deliverer.deliver_due(limit=1000)
         mine = [d for d in round_ if d.id in entries]
         assert [(d.id, d.state, d.tried) for d in mine] == [(entries[0], PENDING, True)]
-        with migrated() as session:
+        with outbox_db() as session:
             assert [session.get_one(OutboxEntry, e).attempts for e in entries] == [1, 0, 0]
             # time passes: the first entry is due again, the others are backing off after a failure of their own
             session.execute(update(OutboxEntry).where(OutboxEntry.id == entries[0])
@@ -222,7 +238,7 @@ def test_a_round_tries_a_failing_backend_once_and_its_recovery_makes_the_rest_du
         not_due = deliverer.deliver(entries[1], only_if_due=True)
         assert (not_due.state, not_due.tried, not_due.attempts) == (PENDING, False, 4)
         with with_server(accepted) as (url, received):
-            with migrated() as session:
+            with outbox_db() as session:
                 commands.add_backend(session, service, "intake", url, pki.integrator.cert_path.read_bytes(),
                                      security="none")
                 session.commit()
