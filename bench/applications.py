@@ -75,6 +75,8 @@ from servers import (  # noqa: E402
 from signing import KEYS, SignerPool  # noqa: E402
 from sync import fresh_database  # noqa: E402  (a fresh PostgreSQL database, dropped afterwards)
 
+from repository.base import aware  # noqa: E402  (stored times as UTC, as the integrator reads them)
+
 AP = "urn:kruispunt:Applications:v1"
 APP_PATH = "/soap/Applications/v1"
 PASS_PATH = "/soap/StatusSource/v1"
@@ -371,10 +373,6 @@ def outbox_of(stack: Stack, tag: str | None = None, state: str | None = None) ->
         return list(session.execute(query).all())
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
-
-
 def settle(stack: Stack, timeout: float = 30.0) -> float:
     """Wait until the submissions still in flight when the load generator stopped are stored and have had their
     inline attempt (no new application for a second, no pending entry with 0 attempts); the seconds waited."""
@@ -405,7 +403,7 @@ def over_schedule(pending: list[Any], now: datetime) -> dict[str, Any]:
                 return n
             n += 1
 
-    allowed = {r.id: most((now - (_aware(r.created_at) or now)).total_seconds()) for r in pending}
+    allowed = {r.id: most((now - (aware(r.created_at) or now)).total_seconds()) for r in pending}
     over = [(r.id, r.attempts, allowed[r.id]) for r in pending if r.attempts > allowed[r.id]]
     return {"entries": len(over), "extra_attempts": sum(a - m for _, a, m in over),
             "examples": [{"id": i, "attempts": a, "at_most": m} for i, a, m in over[:10]]}
@@ -436,7 +434,7 @@ def drain(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
           f"{snapshot['attempts_max']} per entry); starting the intake", flush=True)
     t0 = datetime.now(UTC)
     began = time.monotonic()
-    due_of = {r.id: max(0.0, ((_aware(r.next_attempt_at) or t0) - t0).total_seconds()) for r in pending}
+    due_of = {r.id: max(0.0, ((aware(r.next_attempt_at) or t0) - t0).total_seconds()) for r in pending}
     due = sorted(due_of.values())
     timeline: list[tuple[float, int]] = []
     with CpuMeter({"integrator": [stack.integrator.pid]}) as cpu:
@@ -459,14 +457,14 @@ def drain(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         intake_cpu = tree_cpu_seconds([stack.intake.pid]) - intake_booted
     backlog = set(ids)
     rows = [r for r in outbox_of(stack) if r.id in backlog]
-    delivered = sorted(((_aware(r.delivered_at) or t0) - t0).total_seconds() for r in rows if r.state == "DELIVERED")
+    delivered = sorted(((aware(r.delivered_at) or t0) - t0).total_seconds() for r in rows if r.state == "DELIVERED")
     states = Counter(r.state for r in rows)
     seconds = delivered[-1] if delivered else math.nan
     first = delivered[0] if delivered else math.nan
     per_second = Counter(int(x) for x in delivered)
     # the forwarders' pace: the entries already due (back-off over) within 5 s of the restart, from the first
     # delivery until the last of them was delivered
-    early = [((_aware(r.delivered_at) or t0) - t0).total_seconds() for r in rows
+    early = [((aware(r.delivered_at) or t0) - t0).total_seconds() for r in rows
              if r.state == "DELIVERED" and due_of.get(r.id, math.inf) <= 5.0]
     pace = len(early) / (max(early) - first) if len(early) > 1 and max(early) > first else math.nan
     out = {

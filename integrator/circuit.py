@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from repository.base import aware
 from repository.models import Backend, Circuit
 
 
@@ -48,7 +49,7 @@ class CircuitBreaker:
                 return self._view
         with self.sessions() as session:
             rows = session.execute(select(Circuit).where((Circuit.state != "closed") | (Circuit.failures > 0)))
-            view = {c.backend_id: (c.state, c.failures, _aware(c.opened_until)) for c in rows.scalars()}
+            view = {c.backend_id: (c.state, c.failures, aware(c.opened_until)) for c in rows.scalars()}
         with self._lock:
             self._view, self._view_until = view, time.monotonic() + self.policy.cache_seconds
         return view
@@ -109,10 +110,6 @@ class CircuitBreaker:
         with self.sessions() as session:
             rows = session.execute(select(Circuit, Backend).join(Backend, Backend.id == Circuit.backend_id)
                                    .where(Circuit.state != "closed")).all()
-        return [OpenCircuit(b.service, b.name, c.state, _aware(c.opened_until), c.failures, c.last_error)
+        return [OpenCircuit(b.service, b.name, c.state, aware(c.opened_until), c.failures, c.last_error)
                 for c, b in rows]
 
-
-def _aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; they were stored in UTC."""
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from integrator.dispatch import Dispatcher
 from integrator.envelope import safe_parser
 from integrator.faults import BackendFault, BackendNotRegistered, KruispuntFault
-from repository.base import Base
+from repository.base import Base, aware
 
 log = logging.getLogger("kruispunt.outbox")
 
@@ -78,7 +78,7 @@ def enqueue(session: Session, *, kind: str, service: str, backend: str, payload:
 
 def delivery(entry: OutboxEntry, tried: bool = False) -> Delivery:
     answer = etree.fromstring(entry.answer.encode(), parser=safe_parser()) if entry.answer else None
-    return Delivery(entry.id, entry.state, entry.attempts, answer, entry.last_error, _aware(entry.delivered_at),
+    return Delivery(entry.id, entry.state, entry.attempts, answer, entry.last_error, aware(entry.delivered_at),
                     tried)
 
 
@@ -202,7 +202,3 @@ class Forwarder:
 def state_of(session: Session, entry_id: int) -> Delivery:
     return delivery(session.get_one(OutboxEntry, entry_id))
 
-
-def _aware(moment: datetime | None) -> datetime | None:
-    """SQLite gives naive datetimes back; everything here is UTC."""
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment

@@ -5,11 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from repository.queries import OrganisationView
+
+if TYPE_CHECKING:  # the pipeline builds the context from these; importing them here would be circular
+    from lxml import etree
+
+    from integrator.config import Settings
+    from integrator.outbox import Forwarder
+    from integrator.wssec.sign import SigningKey
 
 
 @dataclass(frozen=True)
@@ -26,10 +33,10 @@ class CallContext:
     sessions: sessionmaker[Session] | None = None  # for services that keep their own tables or read the repository
     base_url: str = ""  # how the caller reaches this integrator, e.g. http://127.0.0.1:8080
     integrator_name: str = "kruispunt"  # this integrator's name towards its peers
-    forwarder: Any = None  # integrator.outbox.Forwarder: store-and-forward deliveries to backends
-    signing_key: Any = None  # integrator.wssec.sign.SigningKey: for documents the integrator signs (receipts)
-    settings: Any = None  # integrator.config.Settings
-    payload: Any = None  # lxml element: the request as received and verified (what the signature covered)
+    forwarder: Forwarder | None = None  # store-and-forward deliveries to backends
+    signing_key: SigningKey | None = None  # for documents the integrator signs (receipts)
+    settings: Settings | None = None
+    payload: etree._Element | None = None  # the request as received and verified (what the signature covered)
 
 
 @dataclass

@@ -7,7 +7,7 @@ both win), listed for the proposer and, when undecided too long, as overdue."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import (
     DateTime,
@@ -72,11 +72,6 @@ class Page:
 
 class CursorUnknown(LookupError):
     """A paging cursor that is not the reference of a proposal in the listing."""
-
-
-def aware(moment: datetime | None) -> datetime | None:
-    """SQLite gives naive datetimes back; everything here is UTC."""
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 def competent_municipality(session: Session, nis_code: str) -> Organisation | None:

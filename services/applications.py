@@ -16,6 +16,7 @@ from functools import cache
 from typing import Any
 
 from lxml import etree
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from integrator import outbox
@@ -33,6 +34,7 @@ from integrator.receipt import (
 from integrator.service import CallContext, HandlerResult, ServiceDefinition, operation
 from repository import applications
 from repository.applications import Application
+from repository.base import aware
 
 log = logging.getLogger("kruispunt.applications")
 
@@ -123,7 +125,7 @@ def _deliver_now(ctx: CallContext, entry_id: int) -> outbox.Delivery | None:
 def submit_application(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
     """Store the application, its signed receipt and its outbox entry in one transaction; then try the
     institution at once. A retry with the same MessageId answers the first submission."""
-    assert ctx.sessions is not None and ctx.signing_key is not None
+    assert ctx.sessions is not None and ctx.signing_key is not None and ctx.payload is not None
     insz = check_insz(request["Insz"])
     born = date.fromisoformat(str(request["BirthDate"])[:10])
     if born > ctx.received_at.date():
@@ -168,12 +170,11 @@ def submit_application(request: dict[str, Any], ctx: CallContext) -> HandlerResu
         # with the application (which only a concurrent retry of this very submission could have seen)
         final = replace(attested, signed_at=datetime.now(UTC), forwarding=delivery.state,
                         institution_reference=institution_reference(delivery))
+        row.receipt = sign_receipt(final, ctx.signing_key).decode()
         with ctx.sessions() as session:
-            session.get_one(Application, row.id).receipt = sign_receipt(final, ctx.signing_key).decode()
+            session.execute(update(Application).where(Application.id == row.id).values(receipt=row.receipt))
             session.commit()
-    with ctx.sessions() as session:
-        row = session.get_one(Application, row.id)
-        current = outbox.state_of(session, entry_id)
+    current = delivery if delivery is not None else _state(ctx, row)
     return HandlerResult(_answer(row, current), detail=f"{kind} to {institution}: {current.state}")
 
 
@@ -195,15 +196,11 @@ def list_receipts(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
     with ctx.sessions() as session:
         total, rows = applications.receipts_of(session, ctx.organisation.id, ctx.official, request.get("Kind"),
                                                page, size)
-        found = [{"Ticket": a.ticket, "ReceivedAt": _aware(a.received_at), "Kind": a.kind,
+        found = [{"Ticket": a.ticket, "ReceivedAt": aware(a.received_at), "Kind": a.kind,
                   "Institution": a.institution, "FileNumber": a.file_number, "Insz": a.insz,
                   "Delivery": _delivery(outbox.delivery(e))} for a, e in rows]
     return HandlerResult({"Total": total, "Page": page, "PageSize": size, "Receipt": found},
                          detail=f"{len(found)} of {total} receipt(s)")
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 SERVICE = ServiceDefinition(

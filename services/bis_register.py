@@ -5,7 +5,7 @@ answers only about persons in the caller's files (reference directory) for the c
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from integrator.faults import ContractViolation, RegisterPersonUnknown
 from integrator.service import CallContext, HandlerResult, Operation, ServiceDefinition, operation
 from repository import bis
+from repository.base import aware
 
 NS = "urn:kruispunt:BisRegister:v1"
 UPDATE = "BisRegister.Update"
@@ -26,12 +27,8 @@ def _person(session: Session, insz: str) -> bis.BisPerson:
     return person
 
 
-def _utc(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
 def _recorded(at: datetime, organisation: str, ticket: str) -> dict[str, Any]:
-    return {"Organisation": organisation, "At": _utc(at), "Ticket": ticket}
+    return {"Organisation": organisation, "At": aware(at), "Ticket": ticket}
 
 
 def _address(row: bis.BisAddress, numbers: dict[int, str]) -> dict[str, Any]:

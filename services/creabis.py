@@ -33,6 +33,7 @@ from integrator.faults import (
 )
 from integrator.service import CallContext, HandlerResult, ServiceDefinition, operation
 from repository import bis, directory
+from repository.base import aware
 from repository.bis_numbers import (
     BirthDateError,
     NumbersExhausted,
@@ -230,7 +231,7 @@ def _exact_reason(insz: str, source: str) -> str:
 
 
 def _answer(row: bis.BisPerson, created: bool) -> dict[str, Any]:
-    at = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+    at = aware(row.created_at)
     return {
         "Insz": row.insz,
         "Created": created,

@@ -31,6 +31,7 @@ from integrator.faults import (
 from integrator.outbox import PENDING, enqueue, state_of
 from integrator.service import CallContext, HandlerResult, ServiceDefinition, operation
 from repository import proposals as store
+from repository.base import aware
 from repository.models import Organisation
 from repository.proposals import ACCEPTED, REJECTED, SUBMITTED, Proposal
 
@@ -80,9 +81,9 @@ def _proposal(session: Session, proposal: Proposal, orgs: dict[int, Organisation
         "ProposerOfficial": proposal.proposer_official,
         "CompetentMunicipality": _municipality(orgs[proposal.competent_id]),
         "State": proposal.state,
-        "SubmittedAt": store.aware(proposal.submitted_at),
-        "AcknowledgedAt": store.aware(proposal.acknowledged_at),
-        "DecidedAt": store.aware(proposal.decided_at),
+        "SubmittedAt": aware(proposal.submitted_at),
+        "AcknowledgedAt": aware(proposal.acknowledged_at),
+        "DecidedAt": aware(proposal.decided_at),
         "Decision": decision,
         "RejectReason": proposal.reject_reason,
         "DecisionTicket": proposal.decision_ticket,
@@ -149,7 +150,7 @@ def _digest(insz: str, field: str, value: str, description: str, document: tuple
 
 def _submitted(proposal: Proposal, municipality: Organisation, repeated: bool) -> dict[str, Any]:
     return {"Reference": proposal.reference, "CompetentMunicipality": _municipality(municipality),
-            "State": proposal.state, "SubmittedAt": store.aware(proposal.submitted_at), "Repeated": repeated}
+            "State": proposal.state, "SubmittedAt": aware(proposal.submitted_at), "Repeated": repeated}
 
 
 def _repeat(session: Session, first: Proposal, digest: str, ctx: CallContext) -> HandlerResult:
@@ -232,7 +233,7 @@ def acknowledge(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
 def _already_decided(session: Session, proposal_id: int, reference: str) -> ProposalAlreadyDecided:
     """The refusal of a second decision, naming the first (read after the losing transaction ended)."""
     first = session.get_one(Proposal, proposal_id, populate_existing=True)
-    decided_at = store.aware(first.decided_at)
+    decided_at = aware(first.decided_at)
     when = f" on {decided_at:%Y-%m-%d %H:%M:%S}Z" if decided_at else ""
     because = f", reason: {first.reject_reason}" if first.reject_reason else ""
     return ProposalAlreadyDecided(f"Proposal {reference} was already decided: {first.state}{when} (ticket "
@@ -304,7 +305,7 @@ def list_proposals(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
 
 
 def list_overdue(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
-    assert ctx.sessions is not None
+    assert ctx.sessions is not None and ctx.settings is not None
     days = Decimal(str(request["OlderThanDays"])) if request.get("OlderThanDays") is not None else \
         Decimal(str(ctx.settings.proposal_decision_days))
     before = ctx.received_at - timedelta(days=float(days))

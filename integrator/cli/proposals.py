@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from integrator.cli.common import sessions
 from integrator.config import Settings
 from repository import proposals
+from repository.base import aware
 
 
 def cmd_overdue(args: argparse.Namespace, settings: Settings) -> int:
@@ -21,7 +22,7 @@ def cmd_overdue(args: argparse.Namespace, settings: Settings) -> int:
         names = proposals.organisations(session, {p.proposer_id for p in found} | {p.competent_id for p in found})
         print(f"{len(found)} proposal(s) undecided for more than {days:g} day(s)")
         for proposal in found:
-            submitted = proposals.aware(proposal.submitted_at)
+            submitted = aware(proposal.submitted_at)
             assert submitted is not None
             waiting = (now - submitted).days
             proposer, competent = names[proposal.proposer_id], names[proposal.competent_id]
