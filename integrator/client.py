@@ -45,13 +45,8 @@ class KruispuntSignature:
         return envelope, headers
 
     def verify(self, envelope: etree._Element) -> etree._Element:
-        header = envelope.find(q(SOAP_ENV, "Header"))
-        body = envelope.find(q(SOAP_ENV, "Body"))
-        if body is None:
-            raise AnswerRefused("the answer has no SOAP Body")
         try:
-            verified = verify_envelope(Envelope(envelope, header, body), self.trust, SecurityPolicy(),
-                                       datetime.now(UTC))
+            verified = verify_envelope(Envelope.of(envelope), self.trust, SecurityPolicy(), datetime.now(UTC))
         except KruispuntFault as fault:
             raise AnswerRefused(
                 f"the integrator's answer is not validly signed: {fault.code}: {fault.reason}"
@@ -60,7 +55,7 @@ class KruispuntSignature:
         return envelope
 
     def _check_signer_and_binding(self, verified: Verified) -> None:
-        if self.integrator_fingerprint and fingerprint(verified.certificate) != self.integrator_fingerprint:
+        if self.integrator_fingerprint and verified.fingerprint != self.integrator_fingerprint:
             raise AnswerRefused("the answer is signed by a certificate that is not the integrator's")
         answer = verified.headers.get(q(KP, "Answer"))
         if answer is None:

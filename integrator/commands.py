@@ -16,10 +16,10 @@ from stdnum.be import vat
 
 from integrator.config import Settings
 from integrator.contract import check_insz
-from integrator.pki import Identity, create_ca, fingerprint, issue, load_crl, write_crl
-from repository import directory, registry
+from integrator.pki import Identity, create_ca, issue, load_crl, write_crl
+from repository import certificates, directory, registry
 from repository.documents import IMPORTS, DocumentSet
-from repository.models import AccessRight, Backend, Certificate, Grant, Official, Organisation, Peer, ServiceVersion
+from repository.models import AccessRight, Backend, Grant, Official, Organisation, Peer, ServiceVersion
 from repository.queries import has_access_right
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -109,11 +109,7 @@ def add_organisation(session: Session, enterprise_number: str, name: str, kind: 
 
 def register_certificate(session: Session, enterprise_number: str, cert_pem: bytes) -> str:
     cert = x509.load_pem_x509_certificate(cert_pem)
-    org = _organisation(session, enterprise_number)
-    fp = fingerprint(cert)
-    if session.get(Certificate, fp) is None:
-        session.add(Certificate(fingerprint=fp, organisation_id=org.id, subject=cert.subject.rfc4514_string()))
-    return fp
+    return certificates.register(session, _organisation(session, enterprise_number).id, cert)
 
 
 def add_official(session: Session, enterprise_number: str, insz: str, name: str) -> Official:

@@ -12,6 +12,13 @@ from integrator.envelope import EnvelopeLimits
 from integrator.wssec.verify import SecurityPolicy
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LIMIT_SETTINGS = {  # EnvelopeLimits field -> the environment variable that sets it
+    "max_bytes": "KRUISPUNT_MAX_REQUEST_BYTES", "max_depth": "KRUISPUNT_MAX_DEPTH",
+    "max_elements": "KRUISPUNT_MAX_ELEMENTS", "max_attributes": "KRUISPUNT_MAX_ATTRIBUTES",
+    "max_attributes_per_element": "KRUISPUNT_MAX_ATTRIBUTES_PER_ELEMENT",
+    "max_namespaces": "KRUISPUNT_MAX_NAMESPACES", "max_text_chars": "KRUISPUNT_MAX_TEXT_CHARS",
+    "max_ids": "KRUISPUNT_MAX_IDS",
+}
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,7 @@ class Settings:
     @property
     def peer_limits(self) -> EnvelopeLimits:
         """What this integrator accepts from its peers: pages of the change feed are larger than requests."""
-        return EnvelopeLimits(max_bytes=self.peer_answer_max_bytes, max_depth=self.limits.max_depth)
+        return self.limits.scaled(self.peer_answer_max_bytes)
 
     @property
     def pki_dir(self) -> Path:
@@ -76,8 +83,12 @@ class Settings:
                 threshold=int(env.get("KRUISPUNT_CIRCUIT_THRESHOLD", "3")),
                 cooldown=timedelta(seconds=float(env.get("KRUISPUNT_CIRCUIT_COOLDOWN_SECONDS", "30"))),
             ),
-            limits=EnvelopeLimits(
-                max_bytes=int(env.get("KRUISPUNT_MAX_REQUEST_BYTES", EnvelopeLimits.max_bytes)),
-                max_depth=int(env.get("KRUISPUNT_MAX_DEPTH", EnvelopeLimits.max_depth)),
+            limits=EnvelopeLimits(**{name: int(env.get(variable, getattr(EnvelopeLimits, name)))
+                                     for name, variable in LIMIT_SETTINGS.items()}),
+            security=SecurityPolicy(
+                max_ttl=timedelta(seconds=float(env.get("KRUISPUNT_TIMESTAMP_MAX_TTL_SECONDS", "600"))),
+                clock_skew=timedelta(seconds=float(env.get("KRUISPUNT_CLOCK_SKEW_SECONDS", "60"))),
+                max_references=int(env.get("KRUISPUNT_MAX_REFERENCES", SecurityPolicy.max_references)),
+                max_token_chars=int(env.get("KRUISPUNT_MAX_TOKEN_CHARS", SecurityPolicy.max_token_chars)),
             ),
         )

@@ -237,7 +237,7 @@ class Dispatcher:
             raise BackendInvalidAnswer(f"Source {name} sent an answer whose signature is refused: {fault.reason}",
                                        source=name) from None
         expected = x509.load_pem_x509_certificate(backend.certificate_pem.encode())
-        if fingerprint(verified.certificate) != fingerprint(expected):
+        if verified.fingerprint != fingerprint(expected):
             raise BackendInvalidAnswer(
                 f"Source {name} answered with a certificate that is not the one registered for it.", source=name
             )

@@ -1,107 +1,86 @@
-"""Stage 1: the raw bytes become a SOAP envelope, safely, before anything else looks at them."""
+"""Stage 1: the raw bytes become a SOAP 1.1 envelope, parsed once and safely, before anything else looks at them."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from lxml import etree
 
-from integrator.faults import (
-    EnvelopeForbiddenConstruct,
-    EnvelopeMalformed,
-    EnvelopeTooDeep,
-    EnvelopeTooLarge,
-)
+from integrator.faults import EnvelopeMalformed, MustUnderstand
 from integrator.namespaces import SOAP_ENV, q
+from integrator.xmlparse import EnvelopeLimits, check_size, index_ids, parse_bounded, safe_parser
 
-
-@dataclass(frozen=True)
-class EnvelopeLimits:
-    """Bounds on what the integrator is willing to parse."""
-
-    max_bytes: int = 1_048_576
-    max_depth: int = 64
+ACTOR_NEXT = "http://schemas.xmlsoap.org/soap/actor/next"
+MUST_UNDERSTAND = q(SOAP_ENV, "mustUnderstand")
+ACTOR = q(SOAP_ENV, "actor")
+_FLAGS = {"1": True, "true": True, "0": False, "false": False}
 
 
 @dataclass(frozen=True)
 class Envelope:
-    """A parsed SOAP 1.1 envelope: root, header (may be None) and body."""
+    """A parsed SOAP 1.1 envelope: root, header (may be None), body, and every Id with its element."""
 
     root: etree._Element
     header: etree._Element | None
     body: etree._Element
+    ids: dict[str, etree._Element]
+    blocks: tuple[etree._Element, ...]  # the header blocks addressed to this node: no actor, or the 'next' actor
 
-
-def safe_parser() -> etree.XMLParser:
-    """No entities, no DTD, no network: for XML we produced ourselves or read back from our own tables."""
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=False,
-        remove_pis=False,
-        collect_ids=False,
-    )
-
-
-def check_size(length: int, limits: EnvelopeLimits) -> None:
-    if length > limits.max_bytes:
-        raise EnvelopeTooLarge(
-            f"The message is {length} bytes; at most {limits.max_bytes} bytes are accepted."
-        )
-
-
-def parse_xml(data: bytes, limits: EnvelopeLimits) -> etree._Element:
-    """Parse bytes with no DTD, no entities, no network, no XInclude; refuse what is deeper than allowed."""
-    check_size(len(data), limits)
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        raise EnvelopeForbiddenConstruct(
-            "The request contains a DTD or entity declaration; SOAP messages must not carry one."
-        )
-    try:
-        root = etree.fromstring(data, parser=safe_parser())
-    except etree.XMLSyntaxError as exc:
-        if "depth" in (exc.msg or "").lower():
-            raise EnvelopeTooDeep(f"The request nests elements deeper than {limits.max_depth} levels.") from None
-        raise EnvelopeMalformed(f"The request is not well-formed XML: {exc.msg}.") from None
-    tree = root.getroottree()
-    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
-        raise EnvelopeForbiddenConstruct("The request carries a document type declaration; remove it.")
-    outside = [*root.itersiblings(preceding=True), *root.itersiblings()]
-    for node in [*outside, *root.iter(etree.Entity, etree.ProcessingInstruction)]:
-        if not isinstance(node, etree._ProcessingInstruction | etree._Entity):
-            continue
-        raise EnvelopeForbiddenConstruct(
-            f"The request contains a forbidden construct ({type(node).__name__}); remove it."
-        )
-    if root.xpath("boolean(//*[namespace-uri()='http://www.w3.org/2001/XInclude'])"):
-        raise EnvelopeForbiddenConstruct("The request contains XInclude elements; they are not allowed.")
-    _check_depth(root, limits.max_depth)
-    return root
-
-
-def _check_depth(root: etree._Element, max_depth: int) -> None:
-    stack: list[tuple[etree._Element, int]] = [(root, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > max_depth:
-            raise EnvelopeTooDeep(f"The request nests elements deeper than {max_depth} levels.")
-        stack.extend((child, depth + 1) for child in node if isinstance(child.tag, str))
+    @classmethod
+    def of(cls, root: etree._Element, limits: EnvelopeLimits | None = None) -> Envelope:
+        """An envelope around a tree parsed elsewhere (by zeep, say): the structure and the Ids are checked."""
+        return _structure(root, index_ids(root, limits or EnvelopeLimits()))
 
 
 def parse_envelope(data: bytes, limits: EnvelopeLimits) -> Envelope:
     """Parse and check the SOAP 1.1 structure: Envelope, optional Header, exactly one Body, nothing else."""
-    root = parse_xml(data, limits)
+    parsed = parse_bounded(data, limits)
+    return _structure(parsed.root, parsed.ids)
+
+
+def _structure(root: etree._Element, ids: dict[str, etree._Element]) -> Envelope:
     if root.tag != q(SOAP_ENV, "Envelope"):
         raise EnvelopeMalformed(
-            f"The document element must be a SOAP 1.1 Envelope ({{{SOAP_ENV}}}Envelope), not {root.tag}."
-        )
+            f"The document element must be a SOAP 1.1 Envelope ({{{SOAP_ENV}}}Envelope), not {root.tag}.")
     children = [c for c in root if isinstance(c.tag, str)]
     header = None
     if children and children[0].tag == q(SOAP_ENV, "Header"):
         header = children.pop(0)
     if len(children) != 1 or children[0].tag != q(SOAP_ENV, "Body"):
         raise EnvelopeMalformed("The Envelope must hold an optional Header followed by exactly one Body.")
-    return Envelope(root=root, header=header, body=children[0])
+    blocks = () if header is None else tuple(block for block in header if isinstance(block.tag, str)
+                                             and addressed_to_us(block))
+    return Envelope(root=root, header=header, body=children[0], ids=ids, blocks=blocks)
+
+
+def addressed_to_us(block: etree._Element) -> bool:
+    """SOAP 1.1 section 4.2.2: a header block without soapenv:actor, or with the 'next' actor, is for us."""
+    actor = block.get(ACTOR)
+    return actor is None or actor.strip() == ACTOR_NEXT
+
+
+def must_understand(block: etree._Element) -> bool:
+    """The header block's soapenv:mustUnderstand flag; SOAP 1.1 writes 1 or 0, many stacks write true or false."""
+    value = block.get(MUST_UNDERSTAND)
+    if value is None:
+        return False
+    flag = _FLAGS.get(value.strip())
+    if flag is None:
+        raise EnvelopeMalformed(
+            f"soapenv:mustUnderstand on {block.tag} is {value!r}; write 1 or 0 (or true or false).")
+    return flag
+
+
+def check_understood(envelope: Envelope, understood: Collection[str]) -> None:
+    """SOAP 1.1 section 4.2.3: a header block addressed to us with mustUnderstand set that we do not know ends
+    the processing with a MustUnderstand fault."""
+    for block in envelope.blocks:
+        if must_understand(block) and block.tag not in understood:
+            raise MustUnderstand(
+                f"The header {block.tag} is marked soapenv:mustUnderstand=\"1\", and this integrator does not "
+                "process it; leave the header out or send it with mustUnderstand=\"0\".")
+
+
+__all__ = ["Envelope", "EnvelopeLimits", "addressed_to_us", "check_size", "check_understood", "must_understand",
+           "parse_envelope", "safe_parser"]

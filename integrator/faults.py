@@ -45,6 +45,32 @@ class EnvelopeTooDeep(ClientFault):
     CODE = "Client.Envelope.TooDeep"
 
 
+class EnvelopeTooManyElements(ClientFault):
+    CODE = "Client.Envelope.TooManyElements"
+
+
+class EnvelopeTooManyAttributes(ClientFault):
+    CODE = "Client.Envelope.TooManyAttributes"
+
+
+class EnvelopeTooManyNamespaces(ClientFault):
+    CODE = "Client.Envelope.TooManyNamespaces"
+
+
+class EnvelopeTextTooLong(ClientFault):
+    CODE = "Client.Envelope.TextTooLong"
+
+
+class EnvelopeTooManyIds(ClientFault):
+    CODE = "Client.Envelope.TooManyIds"
+
+
+class MustUnderstand(ClientFault):
+    """A header the integrator does not understand was marked mustUnderstand: SOAP 1.1's own fault code."""
+
+    CODE = "MustUnderstand"
+
+
 # --- WS-Security ----------------------------------------------------------------------------------------
 class SecurityMissing(ClientFault):
     CODE = "Client.Security.Missing"
@@ -52,6 +78,22 @@ class SecurityMissing(ClientFault):
 
 class SignatureInvalid(ClientFault):
     CODE = "Client.Security.SignatureInvalid"
+
+
+class TokenTooLarge(ClientFault):
+    CODE = "Client.Security.TokenTooLarge"
+
+
+class TooManyReferences(ClientFault):
+    CODE = "Client.Security.TooManyReferences"
+
+
+class KeyReferenceUnsupported(ClientFault):
+    CODE = "Client.Security.KeyReferenceUnsupported"
+
+
+class CertificateNotRegistered(ClientFault):
+    CODE = "Client.Security.CertificateNotRegistered"
 
 
 class UnsignedContent(ClientFault):

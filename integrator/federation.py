@@ -74,7 +74,7 @@ class PeerClient:
             raise PeerInvalidAnswer(f"Integrator {peer.name} answered HTTP {reply.status_code} with a message that "
                                     f"is refused: {fault.code}: {fault.reason}", source=peer.name) from None
         registered = x509.load_pem_x509_certificate(peer.certificate_pem.encode())
-        if fingerprint(verified.certificate) != fingerprint(registered):
+        if verified.fingerprint != fingerprint(registered):
             raise PeerInvalidAnswer(f"Integrator {peer.name} answered with a certificate that is not the one "
                                     "registered for it.", source=peer.name)
         answer = verified.headers.get(q(KP, "Answer"))

@@ -18,7 +18,7 @@ from integrator.caller import Caller, authorise, authorise_forwarded, authorise_
 from integrator.config import Settings
 from integrator.contract import Contract
 from integrator.dispatch import BoundDispatcher, Dispatcher
-from integrator.envelope import check_size, parse_envelope
+from integrator.envelope import check_understood, parse_envelope
 from integrator.faults import (
     AuditUnavailable,
     BackendInvalidAnswer,
@@ -33,22 +33,24 @@ from integrator.faults import (
     UnsignedContent,
 )
 from integrator.federation import Forwarded, PeerClient, forward
-from integrator.namespaces import KP, q
+from integrator.namespaces import KP, WSSE, q
 from integrator.outbox import Forwarder
-from integrator.pki import fingerprint
 from integrator.replay import remember
 from integrator.routes import Answer, CodeRoute, RepositoryRoute, Routes
 from integrator.service import CallContext, ServiceDefinition
 from integrator.ticket import new_ticket
 from integrator.timing import StageClock
+from integrator.wssec.registered import RegisteredCertificates
 from integrator.wssec.sign import SigningKey
 from integrator.wssec.trust import TrustStore
 from integrator.wssec.verify import Verified, verify_envelope
+from integrator.xmlparse import check_size
 from repository.documents import OperationContract
 
 log = logging.getLogger("kruispunt.pipeline")
 CALLER = q(KP, "Caller")
 ON_BEHALF_OF = q(KP, "OnBehalfOf")
+UNDERSTOOD = frozenset({q(WSSE, "Security"), CALLER, ON_BEHALF_OF})  # header blocks this integrator processes
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class Pipeline:
         self.sessions = sessions
         self.signing_key = signing_key
         self.trust = trust
+        self.certificates = RegisteredCertificates(sessions, settings.repository_cache_seconds)
         self.dispatcher = dispatcher
         self.peer_client = peer_client or PeerClient(signing_key, trust, settings.peer_limits)
         self.forwarder = forwarder
@@ -112,11 +115,12 @@ class Pipeline:
         draft.service = route.key
         check_size(length, self.settings.limits)
         envelope = parse_envelope(data, self.settings.limits)
+        check_understood(envelope, UNDERSTOOD)
         clock.mark("envelope")
-        verified = verify_envelope(envelope, self.trust, self.settings.security, now)
+        verified = verify_envelope(envelope, self.trust, self.settings.security, now, self.certificates)
         draft.request_signature_digest = verified.signature_digest  # from here on, even a fault is bound to it
         clock.mark("security")
-        draft.certificate = fingerprint(verified.certificate)
+        draft.certificate = verified.fingerprint
         header = self._caller_header(verified, envelope.header)
         draft.official, draft.purpose, draft.message_id = header["Official"], header["Purpose"], header["MessageId"]
         payload = verified.payload

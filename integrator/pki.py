@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,6 +13,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+
+from repository.certificates import fingerprint
 
 KEY_SIZE = 2048
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {"sha256": hashes.SHA256, "sha1": hashes.SHA1}
@@ -147,6 +148,7 @@ def issue(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(usage, critical=True)
         .add_extension(aki, critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
     try:
         cert = builder.sign(ca_key, _HASHES[hash_algorithm]())
@@ -187,6 +189,4 @@ def load_crl(path: Path) -> x509.CertificateRevocationList:
     return x509.load_pem_x509_crl(path.read_bytes())
 
 
-def fingerprint(cert: x509.Certificate) -> str:
-    """Return the lowercase hex SHA-256 of the certificate's DER encoding."""
-    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+__all__ = ["Identity", "create_ca", "fingerprint", "issue", "load_crl", "load_trust_anchors", "write_crl"]

@@ -34,12 +34,17 @@ class Organisation(Base):
 
 
 class Certificate(Base):
-    """A signing certificate registered to an organisation (by SHA-256 fingerprint)."""
+    """A signing certificate registered to an organisation (by SHA-256 fingerprint), with what key references in
+    a signature may name it by: issuer and serial number, subject key identifier, SHA-1 thumbprint."""
 
     __tablename__ = "certificates"
     fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
     subject: Mapped[str] = mapped_column(String(400))
+    der: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # None: registered before revision 0008
+    serial: Mapped[str | None] = mapped_column(String(50), nullable=True, index=True)  # decimal
+    subject_key_identifier: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)  # hex
+    thumbprint_sha1: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)  # hex, of the DER
     organisation: Mapped[Organisation] = relationship(back_populates="certificates")
 
 

@@ -1,10 +1,13 @@
-"""Outgoing WS-Security: BinarySecurityToken, Timestamp and one XML signature over Body, Timestamp and headers."""
+"""Outgoing WS-Security: BinarySecurityToken, Timestamp and one XML signature over Body, Timestamp and headers,
+made on the tree as built (exclusive c14n and RSA-SHA256 from integrator.wssec.dsig), serialised once by the caller."""
 
 from __future__ import annotations
 
 import base64
+import copy
+import functools
 import hashlib
-import uuid
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -12,12 +15,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
-from signxml import DigestAlgorithm, SignatureMethod
-from signxml.algorithms import CanonicalizationMethod, SignatureConstructionMethod
-from signxml.signer import XMLSigner
 
 from integrator.namespaces import BASE64_BINARY, DS, EXC_C14N, SOAP_ENV, WSSE, WSU, WSU_ID, X509_TOKEN, q
 from integrator.pki import Identity
+from integrator.wssec import dsig
 
 TIMESTAMP_TTL = timedelta(minutes=5)
 
@@ -36,6 +37,10 @@ class SigningKey:
         der = cert.public_bytes(Encoding.DER)
         return cls(key=identity.load_key(), cert=cert, cert_der_b64=base64.b64encode(der).decode())
 
+    @functools.cached_property
+    def security_template(self) -> etree._Element:
+        return _security_template(self.cert_der_b64)
+
 
 def _utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
@@ -44,18 +49,9 @@ def _utc(moment: datetime) -> str:
 def _ensure_id(element: etree._Element, prefix: str) -> str:
     ident = element.get(WSU_ID)
     if ident is None:
-        ident = f"{prefix}-{uuid.uuid4().hex}"
+        ident = f"{prefix}-{os.urandom(16).hex()}"
         element.set(WSU_ID, ident)
     return ident
-
-
-def _signer() -> XMLSigner:
-    return XMLSigner(
-        method=SignatureConstructionMethod.detached,
-        signature_algorithm=SignatureMethod.RSA_SHA256,
-        digest_algorithm=DigestAlgorithm.SHA256,
-        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
-    )
 
 
 def sign_envelope(
@@ -68,35 +64,49 @@ def sign_envelope(
 ) -> etree._Element:
     """Sign an Envelope in place: Body, a fresh Timestamp and the given header elements; return the root."""
     now = now or datetime.now(UTC)
-    header = root.find(q(SOAP_ENV, "Header"))
+    header = root.find(_HEADER)
     if header is None:
-        header = etree.Element(q(SOAP_ENV, "Header"))
+        header = etree.Element(_HEADER)
         root.insert(0, header)
-    body = root.find(q(SOAP_ENV, "Body"))
+    body = root.find(_BODY)
     if body is None:
         raise ValueError("an envelope to sign needs a Body")
 
+    security = copy.deepcopy(signing_key.security_template)
+    header.insert(0, security)
+    token, stamp = security[0], security[1]
+    token_id = _ensure_id(token, "X509")
+    stamp[0].text = _utc(now)
+    stamp[1].text = _utc(now + ttl)
+    targets = [(_ensure_id(t, "id"), t) for t in (body, stamp, *(headers or []))]
+    key_info = copy.deepcopy(_KEY_INFO)
+    key_info[0][0].set("URI", f"#{token_id}")
+    dsig.sign(targets, signing_key.key, key_info, security)
+    return root
+
+
+def _security_template(cert_der_b64: str) -> etree._Element:
+    """wsse:Security with this key's BinarySecurityToken and an empty wsu:Timestamp, copied for each signature."""
     security = etree.Element(q(WSSE, "Security"), nsmap={"wsse": WSSE, "wsu": WSU})
     security.set(q(SOAP_ENV, "mustUnderstand"), "1")
-    header.insert(0, security)
     token = etree.SubElement(security, q(WSSE, "BinarySecurityToken"), EncodingType=BASE64_BINARY,
                              ValueType=X509_TOKEN)
-    token_id = _ensure_id(token, "X509")
-    token.text = signing_key.cert_der_b64
+    token.text = cert_der_b64
     stamp = etree.SubElement(security, q(WSU, "Timestamp"))
-    etree.SubElement(stamp, q(WSU, "Created")).text = _utc(now)
-    etree.SubElement(stamp, q(WSU, "Expires")).text = _utc(now + ttl)
+    etree.SubElement(stamp, q(WSU, "Created"))
+    etree.SubElement(stamp, q(WSU, "Expires"))
+    return security
 
-    targets = [body, stamp, *(headers or [])]
-    uris = [f"#{_ensure_id(t, 'id')}" for t in targets]
 
+def _key_info_template() -> etree._Element:
     key_info = etree.Element(q(DS, "KeyInfo"), nsmap={"ds": DS})
-    reference_holder = etree.SubElement(key_info, q(WSSE, "SecurityTokenReference"), nsmap={"wsse": WSSE})
-    etree.SubElement(reference_holder, q(WSSE, "Reference"), URI=f"#{token_id}", ValueType=X509_TOKEN)
+    holder = etree.SubElement(key_info, q(WSSE, "SecurityTokenReference"), nsmap={"wsse": WSSE})
+    etree.SubElement(holder, q(WSSE, "Reference"), ValueType=X509_TOKEN)
+    return key_info
 
-    signature = _signer().sign(root, key=signing_key.key, reference_uri=uris, key_info=key_info)
-    security.append(signature)
-    return root
+
+_KEY_INFO = _key_info_template()
+_HEADER, _BODY = q(SOAP_ENV, "Header"), q(SOAP_ENV, "Body")
 
 
 def signature_digest(root: etree._Element) -> bytes:

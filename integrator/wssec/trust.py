@@ -46,9 +46,10 @@ class TrustStore:
             raise ValueError("at least one trust anchor is required")
         return cls(anchors=anchors, crl_path=crl_path)
 
-    def check(self, cert: x509.Certificate, now: datetime) -> None:
-        """Raise the fault that says why this certificate may not sign, or return if it may."""
-        fp = fingerprint(cert)
+    def check(self, cert: x509.Certificate, now: datetime, fp: str | None = None) -> None:
+        """Raise the fault that says why this certificate may not sign, or return if it may (fp: its fingerprint,
+        when the caller has it already)."""
+        fp = fp or fingerprint(cert)
         revoked = self._revoked_serials()
         if cert.serial_number in revoked:
             raise CertificateRevoked(

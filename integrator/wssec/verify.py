@@ -1,23 +1,24 @@
-"""Incoming WS-Security: check the profile, verify with signxml, keep only what the signature covers."""
+"""Incoming WS-Security on the one parsed tree: the header, the Timestamp, the signing certificate and one XML
+signature over Body, Timestamp and header blocks; only the elements it covers go further.
+
+What each reference names is found in the envelope's Id index and must stand where the profile puts it (the
+Body, the Timestamp of this header, a header block, the token) before a single digest is computed, so a moved
+(wrapped) element is refused and no request costs more canonicalisation than its own size.
+"""
 
 from __future__ import annotations
 
-import base64
 import hashlib
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
-from signxml import DigestAlgorithm, InvalidInput, InvalidSignature, SignatureConfiguration, SignatureMethod
-from signxml.exceptions import InvalidCertificate, InvalidDigest, SignXMLException
-from signxml.verifier import XMLVerifier
 
-from integrator.envelope import Envelope
+from integrator.envelope import Envelope, addressed_to_us
 from integrator.faults import (
     AlgorithmRefused,
-    DuplicateId,
     SecurityMissing,
     SignatureInvalid,
     TimestampExpired,
@@ -25,38 +26,36 @@ from integrator.faults import (
     TimestampInvalid,
     UnsignedContent,
 )
-from integrator.namespaces import DS, EXC_C14N, SOAP_ENV, WSSE, WSU, WSU_ID, X509_TOKEN, q
+from integrator.namespaces import DS, SOAP_ENV, WSSE, WSU, q
+from integrator.wssec import dsig
+from integrator.wssec.tokens import BST, CertificateDirectory, signing_certificate
 from integrator.wssec.trust import TrustStore
 
-RSA_SHA256 = SignatureMethod.RSA_SHA256.value
-SHA256 = DigestAlgorithm.SHA256.value
-_CONFIG = SignatureConfiguration(
-    require_x509=True,
-    expect_references=True,
-    signature_methods=frozenset({SignatureMethod.RSA_SHA256}),
-    digest_algorithms=frozenset({DigestAlgorithm.SHA256}),
-)
-_ID_NAMES = ("Id", "ID", "id")
+SECURITY, TIMESTAMP, SIGNATURE = q(WSSE, "Security"), q(WSU, "Timestamp"), q(DS, "Signature")
+_CREATED, _EXPIRES = q(WSU, "Created"), q(WSU, "Expires")
 
 
 @dataclass(frozen=True)
 class SecurityPolicy:
-    """How fresh and how long-lived a Timestamp may be."""
+    """How fresh a Timestamp must be and how much a signature may ask of the verifier."""
 
-    max_ttl: timedelta = timedelta(minutes=5)
-    clock_skew: timedelta = timedelta(seconds=60)
+    max_ttl: timedelta = timedelta(minutes=10)  # KRUISPUNT_TIMESTAMP_MAX_TTL_SECONDS (node-soap writes 600 s)
+    clock_skew: timedelta = timedelta(seconds=60)  # KRUISPUNT_CLOCK_SKEW_SECONDS
+    max_references: int = 16  # KRUISPUNT_MAX_REFERENCES
+    max_token_chars: int = 16_384  # KRUISPUNT_MAX_TOKEN_CHARS: a BinarySecurityToken or KeyIdentifier
 
 
 @dataclass(frozen=True)
 class Verified:
-    """What the signature covers, re-parsed from the bytes that were digested: nothing else is processed."""
+    """What the signature covers, as elements of the one parsed tree: nothing else is processed."""
 
     body: etree._Element
     created: datetime
     expires: datetime
     certificate: x509.Certificate
+    fingerprint: str  # SHA-256 of the certificate (hex): how it is registered and audited
     signature_value: bytes
-    headers: dict[str, etree._Element] = field(default_factory=dict)
+    headers: dict[str, etree._Element] = field(default_factory=dict)  # signed header blocks by tag
 
     @property
     def payload(self) -> etree._Element | None:
@@ -68,135 +67,93 @@ class Verified:
         return hashlib.sha256(self.signature_value).digest()
 
 
-def verify_envelope(envelope: Envelope, trust: TrustStore, policy: SecurityPolicy, now: datetime) -> Verified:
+def verify_envelope(envelope: Envelope, trust: TrustStore, policy: SecurityPolicy, now: datetime,
+                    directory: CertificateDirectory | None = None) -> Verified:
     """Refuse with the precise fault, or return the signed content of the envelope."""
     security = _security_header(envelope)
-    _refuse_duplicate_ids(envelope.root)
-    signature = _single(security, q(DS, "Signature"), "ds:Signature")
-    if len(envelope.root.findall(f".//{q(DS, 'Signature')}")) != 1:
-        raise SignatureInvalid("The request must carry exactly one ds:Signature, inside wsse:Security.")
-    _check_algorithms(signature)
-    cert = _signing_certificate(security, signature)
-    trust.check(cert, now)
-    results = _signxml_verify(envelope.root, cert)
-
-    uris = [ref.get("URI", "") for ref in signature.iterfind(f"{q(DS, 'SignedInfo')}/{q(DS, 'Reference')}")]
-    stamp = security.find(q(WSU, "Timestamp"))
-    body = None
-    signed_stamp = None
-    headers: dict[str, etree._Element] = {}
-    for uri, result in zip(uris, results, strict=True):
-        target = _by_id(envelope.root, uri)
-        if target is envelope.body:
-            body = result.signed_xml
-        elif stamp is not None and target is stamp:
-            signed_stamp = result.signed_xml
-        elif envelope.header is not None and target.getparent() is envelope.header:
-            headers[target.tag] = result.signed_xml
-        else:
-            raise UnsignedContent(
-                f"The signature covers {target.tag}, which is not the Body, the Timestamp or a SOAP header; "
-                "a signed element was moved. Sign the Body, the Timestamp and the kp:Caller header in place."
-            )
-    if body is None:
+    stamp = _timestamp(security)
+    signature = _signature(envelope, security)
+    read = dsig.read_signature(signature, policy.max_references)
+    targets = [(reference, _placed(envelope, security, signature, reference)) for reference in read.info.references]
+    signed = [element for _, element in targets]
+    if envelope.body not in signed:
         raise UnsignedContent("The signature does not cover the SOAP Body of this envelope; sign the Body in place.")
-    if signed_stamp is None:
+    if stamp not in signed:
         raise UnsignedContent("The signature does not cover the wsu:Timestamp; sign the Timestamp.")
-    created, expires = _check_timestamp(signed_stamp, policy, now)
-    value = base64.b64decode(_single(signature, q(DS, "SignatureValue"), "ds:SignatureValue").text or "")
-    return Verified(body=body, created=created, expires=expires, certificate=cert, signature_value=value,
-                    headers=headers)
+    created, expires = _check_timestamp(stamp, policy, now)
+    signer = signing_certificate(security, read.key_info, envelope.ids, directory, policy.max_token_chars)
+    trust.check(signer.certificate, now, signer.fingerprint)
+    for reference, element in targets:
+        if not dsig.digest_matches(reference, element):
+            raise SignatureInvalid(
+                f"The digest of {_label(element)} does not match: it changed after signing. Sign the final bytes.")
+    key = signer.certificate.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise AlgorithmRefused("The signing certificate must carry an RSA key.")
+    if not dsig.signature_matches(read.info, read.value, key):
+        raise SignatureInvalid("The signature does not verify with the signing certificate's key.")
+    headers = {element.tag: element for element in signed if element.getparent() is envelope.header}
+    return Verified(body=envelope.body, created=created, expires=expires, certificate=signer.certificate,
+                    fingerprint=signer.fingerprint, signature_value=read.value, headers=headers)
 
 
 def _security_header(envelope: Envelope) -> etree._Element:
-    found = [] if envelope.header is None else envelope.header.findall(q(WSSE, "Security"))
+    blocks = [b for b in envelope.blocks if b.tag == SECURITY]
+    if not blocks:
+        elsewhere = envelope.header is not None and envelope.header.find(SECURITY) is not None
+        raise SecurityMissing(
+            "The wsse:Security header is addressed to another actor; send it without soapenv:actor."
+            if elsewhere else
+            "The request is not signed: a wsse:Security header with an X.509 token, a Timestamp and a signature "
+            "over Body, Timestamp and kp:Caller is required.")
+    if len(blocks) > 1:
+        raise SignatureInvalid("The request carries more than one wsse:Security header; send exactly one.")
+    return blocks[0]
+
+
+def _timestamp(security: etree._Element) -> etree._Element:
+    found = security.findall(TIMESTAMP)
     if not found:
         raise SecurityMissing(
-            "The request is not signed: a wsse:Security header with an X.509 token, a Timestamp and a "
-            "signature over Body and Timestamp is required."
-        )
+            "wsse:Security holds no wsu:Timestamp; add one (WSS4J/CXF action 'Timestamp Signature') and sign it.")
     if len(found) > 1:
-        raise SignatureInvalid("The request carries more than one wsse:Security header; send exactly one.")
+        raise SignatureInvalid("wsse:Security holds more than one wsu:Timestamp; send exactly one.")
     return found[0]
 
 
-def _single(parent: etree._Element, tag: str, label: str) -> etree._Element:
-    found = parent.findall(tag)
-    if len(found) != 1:
-        raise SecurityMissing(f"wsse:Security must contain exactly one {label}; found {len(found)}.")
+def _signature(envelope: Envelope, security: etree._Element) -> etree._Element:
+    found = list(envelope.root.iter(SIGNATURE))
+    if not found:
+        raise SecurityMissing("wsse:Security holds no ds:Signature; sign the Body, the Timestamp and kp:Caller.")
+    if len(found) > 1 or found[0].getparent() is not security:
+        raise SignatureInvalid("The request must carry exactly one ds:Signature, inside wsse:Security.")
     return found[0]
 
 
-def _refuse_duplicate_ids(root: etree._Element) -> None:
-    counts: Counter[str] = Counter()
-    for element in root.iter(tag=etree.Element):
-        for name, value in element.attrib.items():
-            if etree.QName(name).localname in _ID_NAMES:
-                counts[value] += 1
-    duplicates = sorted(v for v, n in counts.items() if n > 1)
-    if duplicates:
-        raise DuplicateId(f"The Id value(s) {', '.join(duplicates)} occur more than once; every Id must be unique.")
+def _placed(envelope: Envelope, security: etree._Element, signature: etree._Element,
+            reference: dsig.Reference) -> etree._Element:
+    """The element a reference names, if it stands where the profile puts signed content."""
+    element = envelope.ids.get(reference.target)
+    if element is None:
+        raise UnsignedContent(
+            f"The signature reference #{reference.target} does not name an element of this envelope.")
+    parent = element.getparent()
+    in_place = (element is envelope.body
+                or (parent is security and element.tag in (TIMESTAMP, BST))
+                or (parent is envelope.header and element is not security and addressed_to_us(element)))
+    if not in_place:
+        raise UnsignedContent(
+            f"The signature covers {element.tag}, which is not the Body, the Timestamp or a SOAP header block of "
+            "this envelope; a signed element was moved. Sign the Body, the Timestamp and kp:Caller in place.")
+    if reference.enveloped and any(a is element for a in signature.iterancestors()):
+        raise AlgorithmRefused(f"The enveloped-signature transform on #{reference.target} would remove the "
+                               "signature from what it covers; reference the Body, Timestamp and header blocks.")
+    return element
 
 
-def _check_algorithms(signature: etree._Element) -> None:
-    info = signature.find(q(DS, "SignedInfo"))
-    if info is None:
-        raise SignatureInvalid("The ds:Signature has no SignedInfo.")
-    c14n = info.find(q(DS, "CanonicalizationMethod"))
-    method = info.find(q(DS, "SignatureMethod"))
-    if c14n is None or c14n.get("Algorithm") != EXC_C14N:
-        raise AlgorithmRefused(f"SignedInfo must use exclusive canonicalisation without comments ({EXC_C14N}).")
-    if method is None or method.get("Algorithm") != RSA_SHA256:
-        found = None if method is None else method.get("Algorithm")
-        raise AlgorithmRefused(f"The signature method {found} is refused; sign with RSA-SHA256 ({RSA_SHA256}).")
-    for ref in info.iterfind(q(DS, "Reference")):
-        digest = ref.find(q(DS, "DigestMethod"))
-        if digest is None or digest.get("Algorithm") != SHA256:
-            found = None if digest is None else digest.get("Algorithm")
-            raise AlgorithmRefused(f"The digest method {found} is refused; digest with SHA-256 ({SHA256}).")
-        for transform in ref.iterfind(f"{q(DS, 'Transforms')}/{q(DS, 'Transform')}"):
-            if transform.get("Algorithm") != EXC_C14N:
-                raise AlgorithmRefused(
-                    f"The transform {transform.get('Algorithm')} is refused; only exclusive c14n is allowed."
-                )
-
-
-def _signing_certificate(security: etree._Element, signature: etree._Element) -> x509.Certificate:
-    reference = signature.find(f"{q(DS, 'KeyInfo')}/{q(WSSE, 'SecurityTokenReference')}/{q(WSSE, 'Reference')}")
-    if reference is None or not (reference.get("URI") or "").startswith("#"):
-        raise SecurityMissing("ds:KeyInfo must reference the BinarySecurityToken (wsse:SecurityTokenReference).")
-    token_id = reference.get("URI", "")[1:]
-    tokens = [t for t in security.findall(q(WSSE, "BinarySecurityToken")) if t.get(WSU_ID) == token_id]
-    if len(tokens) != 1 or tokens[0].get("ValueType") != X509_TOKEN:
-        raise SecurityMissing("The referenced BinarySecurityToken (X509v3) is missing from wsse:Security.")
-    try:
-        return x509.load_der_x509_certificate(base64.b64decode(tokens[0].text or ""))
-    except ValueError:
-        raise SecurityMissing("The BinarySecurityToken does not hold a DER-encoded X.509 certificate.") from None
-
-
-def _signxml_verify(root: etree._Element, cert: x509.Certificate) -> list:
-    try:
-        results = XMLVerifier().verify(root, x509_cert=cert, expect_config=_CONFIG)
-    except InvalidDigest:
-        raise SignatureInvalid(
-            "A digest does not match: the Body, Timestamp or a signed header changed after signing."
-        ) from None
-    except InvalidInput as exc:
-        if "Ambiguous" in str(exc):
-            raise DuplicateId(f"A signed reference is ambiguous: {exc}") from None
-        raise SignatureInvalid(f"The signature cannot be verified: {exc}") from None
-    except (InvalidSignature, InvalidCertificate, SignXMLException) as exc:
-        raise SignatureInvalid(f"The signature does not verify with the certificate in the token: {exc}") from None
-    return results if isinstance(results, list) else [results]
-
-
-def _by_id(root: etree._Element, uri: str) -> etree._Element:
-    ident = uri[1:] if uri.startswith("#") else None
-    found = root.xpath("//*[@*[local-name()='Id' or local-name()='ID' or local-name()='id'] = $v]", v=ident)
-    if ident is None or len(found) != 1:
-        raise UnsignedContent(f"The signature reference {uri!r} does not name exactly one element of the envelope.")
-    return found[0]
+def _label(element: etree._Element) -> str:
+    names = {q(SOAP_ENV, "Body"): "the SOAP Body", TIMESTAMP: "the wsu:Timestamp"}
+    return names.get(element.tag, str(element.tag))
 
 
 def _parse_time(text: str | None, label: str) -> datetime:
@@ -210,15 +167,15 @@ def _parse_time(text: str | None, label: str) -> datetime:
 
 
 def _check_timestamp(stamp: etree._Element, policy: SecurityPolicy, now: datetime) -> tuple[datetime, datetime]:
-    created = _parse_time(stamp.findtext(q(WSU, "Created")), "Created")
-    expires_text = stamp.findtext(q(WSU, "Expires"))
-    if expires_text is None:
+    texts = {child.tag: child.text for child in stamp}
+    created = _parse_time(texts.get(_CREATED), "Created")
+    if _EXPIRES not in texts:
         raise TimestampInvalid("The wsu:Timestamp must carry Expires.")
-    expires = _parse_time(expires_text, "Expires")
+    expires = _parse_time(texts[_EXPIRES], "Expires")
     if expires <= created or expires - created > policy.max_ttl:
         raise TimestampInvalid(
-            f"The Timestamp's lifetime must be positive and at most {policy.max_ttl.total_seconds():.0f} seconds."
-        )
+            f"The Timestamp lives {(expires - created).total_seconds():.0f} s; its lifetime must be positive and at "
+            f"most {policy.max_ttl.total_seconds():.0f} s (KRUISPUNT_TIMESTAMP_MAX_TTL_SECONDS).")
     if created > now + policy.clock_skew:
         raise TimestampInFuture(f"The Timestamp was created at {created:%H:%M:%S}Z, in the future; check your clock.")
     if expires < now - policy.clock_skew:

@@ -15,7 +15,6 @@ from lxml import etree
 from integrator.envelope import EnvelopeLimits, parse_envelope
 from integrator.faults import ClientFault, KruispuntFault
 from integrator.namespaces import KP, SOAP_ENV, WSSE, q
-from integrator.pki import fingerprint
 from integrator.wssec.sign import SigningKey, new_envelope, sign_envelope
 from integrator.wssec.trust import TrustStore
 from integrator.wssec.verify import SecurityPolicy, verify_envelope
@@ -69,7 +68,7 @@ class SecuredBackend:
     def _verified_request(self, data: bytes) -> tuple[bytes, bytes]:
         envelope = parse_envelope(data, self.limits)
         verified = verify_envelope(envelope, self.trust, self.policy, datetime.now(UTC))
-        if fingerprint(verified.certificate) not in self.allowed:
+        if verified.fingerprint not in self.allowed:
             raise ClientFault("Only the integrator may call this authentic source.")
         root, _header, body = new_envelope()
         root.remove(_header)

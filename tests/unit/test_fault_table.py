@@ -7,7 +7,8 @@ import re
 from integrator.config import PROJECT_ROOT
 from integrator.faults import ClientFault, all_fault_classes
 
-ROW = re.compile(r"^\|\s*`(?P<code>(?:Client|Server)\.[A-Za-z.]+)`\s*\|\s*(?P<http>\d{3})\s*\|", re.MULTILINE)
+ROW = re.compile(r"^\|\s*`(?P<code>(?:Client|Server)\.[A-Za-z.]+|MustUnderstand)`\s*\|\s*(?P<http>\d{3})\s*\|",
+                 re.MULTILINE)
 
 
 def readme_rows() -> dict[str, int]:
