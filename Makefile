@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup lint bench
+.PHONY: run test setup tools lint bench
 
 $(BIN)/kruispunt: setup.cfg pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "kruispunt needs Python 3.11 ($(PYTHON) not found)"; exit 1; }
@@ -17,9 +17,14 @@ setup: $(BIN)/kruispunt
 run: setup
 	$(BIN)/kruispunt run
 
-test: setup
+# The other WS-Security stacks the interoperability tests sign and verify with (WSS4J, xmlsec1, node-soap).
+tools:
+	@.ci/tools
+
+test: setup tools
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 tests
 
 bench: setup
 	$(BIN)/python bench/lookup.py
+	$(BIN)/python bench/security.py
