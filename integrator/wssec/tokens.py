@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from lxml import etree
 
 from integrator.faults import CertificateNotRegistered, KeyReferenceUnsupported, SecurityMissing, TokenTooLarge
@@ -39,11 +40,19 @@ class Signer:
 
 @functools.lru_cache(maxsize=1024)
 def _signer(der: bytes) -> Signer:
-    """Certificates come back with every request of an organisation: each is read once per worker."""
+    """Certificates come back with every request of an organisation: each is read once per worker, and read whole
+    here (cryptography parses the names, extensions and key only when asked), so a certificate broken anywhere is
+    the caller's fault now rather than an error deep in the trust checks."""
     try:
-        return Signer(x509.load_der_x509_certificate(der), hashlib.sha256(der).hexdigest())
-    except ValueError:
-        raise SecurityMissing("The security token does not hold a DER-encoded X.509 certificate.") from None
+        certificate = x509.load_der_x509_certificate(der)
+        _ = (certificate.issuer, certificate.subject, certificate.serial_number, certificate.not_valid_before_utc,
+             certificate.not_valid_after_utc, certificate.signature_hash_algorithm, list(certificate.extensions),
+             certificate.public_key())
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise SecurityMissing(
+            f"The security token does not hold a well-formed X.509 certificate ({type(exc).__name__}); send the "
+            "certificate the network CA issued you, DER-encoded.") from None
+    return Signer(certificate, hashlib.sha256(der).hexdigest())
 
 
 class CertificateDirectory(Protocol):

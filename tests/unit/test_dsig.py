@@ -21,7 +21,7 @@ from integrator.pki import Identity, create_ca, issue
 from integrator.wssec import dsig
 from integrator.wssec.c14n import canonical
 from integrator.wssec.sign import SigningKey, new_envelope, sign_envelope
-from integrator.wssec.tokens import X509_PKIPATH, signing_certificate
+from integrator.wssec.tokens import X509_PKIPATH, Signer, signing_certificate
 from integrator.wssec.trust import TrustStore
 from integrator.wssec.verify import SecurityPolicy, verify_envelope
 
@@ -210,3 +210,13 @@ def test_token_type_other_than_x509_is_refused(key: SigningKey) -> None:
                     "http://docs.oasis-open.org/wss/oasis-wss-saml-token-profile-1.1#SAMLV2.0")
     with pytest.raises(KeyReferenceUnsupported, match="TokenType"):
         signing_certificate(security, key_info, ids, None, 16_384)
+
+
+def test_a_certificate_broken_past_its_outer_structure_is_refused_as_the_callers_fault(key: SigningKey) -> None:
+    """cryptography reads a certificate's names and extensions only when asked: a token whose issuer name is
+    broken must be refused when it is read, not raise deep in the trust checks (it was a 500)."""
+    der = bytearray(key.cert.public_bytes(Encoding.DER))
+    at = der.find(b"kruispunt demo CA")
+    der[at - 2] = 0x05  # the issuer's string becomes a NULL
+    with pytest.raises(SecurityMissing, match=r"well-formed X\.509"):
+        Signer.of(bytes(der))

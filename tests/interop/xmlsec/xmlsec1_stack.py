@@ -44,6 +44,7 @@ BASE64_BINARY = (
     "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary"
 )
 XSD = "http://www.w3.org/2001/XMLSchema"
+DEFAULT_NS = "urn:kruispunt:interop:default-namespace"  # declared on the Envelope by default-namespace-prefix-lists
 TIMESTAMP_SECONDS = 300
 
 CONFIGS: dict[str, str] = {
@@ -55,11 +56,18 @@ CONFIGS: dict[str, str] = {
     "thumbprint": "no BinarySecurityToken; STR/wsse:KeyIdentifier ThumbprintSHA1 (base64 SHA-1 of the DER cert)",
     "id-unprefixed": "as bst-direct, but plain Id attributes (not wsu:Id) on Body, Timestamp and Caller",
     "must-understand-true": 'as bst-direct, with soapenv:mustUnderstand="true" on wsse:Security',
+    "default-namespace-prefix-lists": f'as bst-direct, with a default namespace (xmlns="{DEFAULT_NS}", used by no '
+    'element) on the Envelope and "#default" in the PrefixList of CanonicalizationMethod and of every Reference\'s '
+    "exc-c14n transform: exclusive c14n then renders that declaration in every digest and in SignedInfo",
 }
 
 # Per-element PrefixLists for bst-direct-inclusive-prefixes: each names prefixes in scope there but not
 # visibly used, so exclusive c14n renders declarations it would otherwise leave out.
 _PREFIXES = {"SignedInfo": "soapenv wsse xsd", "Body": "xsd", "Timestamp": "soapenv wsse xsd", "Caller": "soapenv xsd"}
+# For default-namespace-prefix-lists: "#default" everywhere, alone or next to a prefix in scope but not used there.
+_DEFAULT_PREFIXES = {"SignedInfo": "#default soapenv", "Body": "#default", "Timestamp": "#default wsse",
+                     "Caller": "#default"}
+_PREFIX_LISTS = {"bst-direct-inclusive-prefixes": _PREFIXES, "default-namespace-prefix-lists": _DEFAULT_PREFIXES}
 
 
 class Xmlsec1Error(RuntimeError):
@@ -110,9 +118,9 @@ def _exc_c14n(parent: etree._Element, tag: str, prefixes: str | None) -> etree._
     return method
 
 
-def _with_envelope_xsd(root: etree._Element) -> etree._Element:
-    """The same envelope with xmlns:xsd declared on it (and so in scope, unused, everywhere below)."""
-    nsmap: dict[Any, str] = {**root.nsmap, "xsd": XSD}
+def _with_envelope_namespace(root: etree._Element, prefix: str | None = "xsd", uri: str = XSD) -> etree._Element:
+    """The same envelope with xmlns:xsd (or the given declaration) on it: in scope, unused, everywhere below."""
+    nsmap: dict[Any, str] = {**root.nsmap, prefix: uri}
     new_root = etree.Element(root.tag, attrib=dict(root.attrib), nsmap=nsmap)
     new_root.text = root.text
     for child in list(root):
@@ -150,9 +158,11 @@ def build_template(config: str, unsigned: bytes, cert: x509.Certificate, now: da
     if config not in CONFIGS:
         raise ValueError(f"unknown config {config!r}; known: {sorted(CONFIGS)}")
     root = parse(unsigned)
-    inclusive = config == "bst-direct-inclusive-prefixes"
-    if inclusive:
-        root = _with_envelope_xsd(root)
+    prefix_lists = _PREFIX_LISTS.get(config)
+    if config == "bst-direct-inclusive-prefixes":
+        root = _with_envelope_namespace(root)
+    elif config == "default-namespace-prefix-lists":
+        root = _with_envelope_namespace(root, None, DEFAULT_NS)
     header = root.find(_q(SOAP_ENV, "Header"))
     body = root.find(_q(SOAP_ENV, "Body"))
     caller = header.find(_q(KP, "Caller")) if header is not None else None
@@ -187,12 +197,12 @@ def build_template(config: str, unsigned: bytes, cert: x509.Certificate, now: da
 
     signature = etree.SubElement(security, _q(DS, "Signature"), nsmap={"ds": DS})
     signed_info = etree.SubElement(signature, _q(DS, "SignedInfo"))
-    _exc_c14n(signed_info, "CanonicalizationMethod", _PREFIXES["SignedInfo"] if inclusive else None)
+    _exc_c14n(signed_info, "CanonicalizationMethod", prefix_lists["SignedInfo"] if prefix_lists else None)
     etree.SubElement(signed_info, _q(DS, "SignatureMethod"), Algorithm=RSA_SHA256)
     for element_id, name in references:
         reference = etree.SubElement(signed_info, _q(DS, "Reference"), URI="#" + element_id)
         transforms = etree.SubElement(reference, _q(DS, "Transforms"))
-        _exc_c14n(transforms, "Transform", _PREFIXES[name] if inclusive else None)
+        _exc_c14n(transforms, "Transform", prefix_lists[name] if prefix_lists else None)
         etree.SubElement(reference, _q(DS, "DigestMethod"), Algorithm=SHA256)
         etree.SubElement(reference, _q(DS, "DigestValue"))
     etree.SubElement(signature, _q(DS, "SignatureValue"))
