@@ -9,7 +9,6 @@ that is not installed fails these tests (the CI installs them all) unless KRUISP
 from __future__ import annotations
 
 import functools
-import os
 import re
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from integrator.namespaces import KP, SOAP_ENV, WSU, q
 from services.backends.persons import PERSONS
 from services.demo import OFFICIALS
 from tests.e2e.application_calls import DISABILITY, applicant, application, kruisdorp, submit
+from tests.interop.common import require as require_stack
 from tests.interop.java import wss4j
 from tests.interop.xmlsec import xmlsec1_stack
 from tests.support import TAX_NS, Request, fault_of, post
@@ -47,11 +47,7 @@ def _problem(verifier: ModuleType) -> str | None:
 
 def require(verifier: ModuleType) -> None:
     """Fail (or, with KRUISPUNT_INTEROP_OPTIONAL, skip) when a verifying stack is not installed here."""
-    problem = _problem(verifier)
-    if problem is not None:
-        if os.environ.get("KRUISPUNT_INTEROP_OPTIONAL"):
-            pytest.skip(f"{verifier.STACK}: {problem}")
-        pytest.fail(f"{verifier.STACK} is not available: {problem}")
+    require_stack(verifier.STACK, _problem(verifier))
 
 
 # --- the integrator's signed messages --------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from services.backends.status_source import SOURCES
 from services.demo import KRUISDORP, OFFICIALS, PURPOSE_TAX
 from tests.e2e.test_security_faults import RESPONSE_SIGNATURE, assert_no_traceback, refused, sha256_hex
 from tests.interop.common import Keys, unsigned_lookup
+from tests.interop.common import require as require_stack
 from tests.interop.stacks import STACKS
 from tests.support import TAX_NS, audit_record, fault_of, post
 
@@ -55,11 +55,7 @@ def _problem(other: ModuleType) -> str | None:
 
 def require(other: ModuleType) -> None:
     """Fail (or, with KRUISPUNT_INTEROP_OPTIONAL, skip) when a stack is not installed here."""
-    problem = _problem(other)
-    if problem is not None:
-        if os.environ.get("KRUISPUNT_INTEROP_OPTIONAL"):
-            pytest.skip(f"{other.STACK}: {problem}")
-        pytest.fail(f"{other.STACK} is not available: {problem}")
+    require_stack(other.STACK, _problem(other))
 
 
 # --- signing, lazily and once per stack ------------------------------------------------------------------------

@@ -4,11 +4,13 @@ that exposes sign() and, where it can, verify()."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import pytest
 from lxml import etree
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -75,3 +77,14 @@ def make_sample_pki(directory: Path) -> None:
     now = dt.datetime.now(dt.UTC)
     issue(ca, directory, "signer", common_name="Gemeente Kruisdorp (interop samples)", serial_number="0207123407",
           not_after=now + dt.timedelta(days=20 * 365))
+
+
+def require(stack: str, problem: str | None) -> None:
+    """Fail when a stack the tests need is not installed (.ci/tools installs them), or skip where
+    KRUISPUNT_INTEROP_OPTIONAL is set."""
+    if problem is None:
+        return
+    if os.environ.get("KRUISPUNT_INTEROP_OPTIONAL"):
+        pytest.skip(f"{stack}: {problem}")
+    pytest.fail(f"{stack} is not available: {problem} (.ci/tools installs it; KRUISPUNT_INTEROP_OPTIONAL=1 skips "
+                "these tests)")

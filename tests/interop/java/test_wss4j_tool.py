@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
 import shutil
 import subprocess
@@ -21,12 +20,14 @@ from integrator.answer import signed_answer
 from integrator.pki import Identity, create_ca, issue
 from integrator.receipt import Receipt, sign_receipt
 from integrator.wssec.sign import SigningKey, new_envelope, sign_envelope
-from tests.interop.common import KP, SOAP_ENV, Keys, parse, sample_keys, unsigned_lookup
+from tests.interop.common import KP, SOAP_ENV, Keys, parse, require, sample_keys, unsigned_lookup
 from tests.interop.java import wss4j
 
-_MISSING = wss4j.available()
-pytestmark = pytest.mark.skipif(
-    _MISSING is not None and not os.environ.get("KRUISPUNT_INTEROP_REQUIRE"), reason=str(_MISSING))
+
+@pytest.fixture(autouse=True)
+def _installed() -> None:
+    require(wss4j.STACK, wss4j.available())
+
 
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 WSSE11 = "http://docs.oasis-open.org/wss/oasis-wss-wssecurity-secext-1.1.xsd"
@@ -68,8 +69,7 @@ def signed(keys: Keys) -> dict[str, bytes]:
 
 def xmlsec1(data: bytes, cert: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     """Verify with the xmlsec1 command, the key given explicitly (it cannot read a SecurityTokenReference)."""
-    if shutil.which("xmlsec1") is None:
-        pytest.skip("xmlsec1 is not installed (Debian package xmlsec1)")
+    require("xmlsec1", None if shutil.which("xmlsec1") else "the xmlsec1 command (Debian package xmlsec1) is missing")
     message = tmp_path / "signed.xml"
     message.write_bytes(data)
     ids = [arg for name in ("Body", "Timestamp", "Caller", "BinarySecurityToken") for arg in ("--id-attr:Id", name)]

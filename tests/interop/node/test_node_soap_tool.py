@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from tests.interop.common import KP, SOAP_ENV, Keys, parse, sample_keys, unsigned_lookup
+from tests.interop.common import KP, SOAP_ENV, Keys, parse, require, sample_keys, unsigned_lookup
 from tests.interop.node import node_soap
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -25,8 +25,20 @@ RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 INSZ = "48021420212"
 
-pytestmark = pytest.mark.skipif(node_soap.available() is not None, reason=str(node_soap.available()))
-needs_xmlsec1 = pytest.mark.skipif(shutil.which("xmlsec1") is None, reason="xmlsec1 is not installed")
+
+
+@pytest.fixture(autouse=True)
+def _installed() -> None:
+    require(node_soap.STACK, node_soap.available())
+
+
+needs_xmlsec1 = pytest.mark.usefixtures("_xmlsec1_installed")
+
+
+@pytest.fixture
+def _xmlsec1_installed() -> None:
+    require("xmlsec1", None if shutil.which("xmlsec1") else "the xmlsec1 command (Debian package xmlsec1) is missing")
+
 
 SOAP_CONFIGS = [c for c in node_soap.CONFIGS if c.startswith("wssecuritycert-")]
 ENV_EXC, EXC_ONLY = (ENVELOPED, EXC), (EXC,)

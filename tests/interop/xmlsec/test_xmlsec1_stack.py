@@ -18,12 +18,15 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
 
 from integrator.pki import Identity, create_ca, issue
-from tests.interop.common import KP, SOAP_ENV, Keys, parse, sample_keys, unsigned_lookup
+from tests.interop.common import KP, SOAP_ENV, Keys, parse, require, sample_keys, unsigned_lookup
 from tests.interop.xmlsec import xmlsec1_stack as stack
 from tests.interop.xmlsec.xmlsec1_stack import DS, EC, WSSE, WSU
 
-if (reason := stack.available()) is not None:
-    pytest.skip(reason, allow_module_level=True)
+
+@pytest.fixture(autouse=True)
+def _installed() -> None:
+    require(stack.STACK, stack.available())
+
 
 NS = {"ds": DS, "ec": EC, "wsse": WSSE, "wsu": WSU, "soapenv": SOAP_ENV, "kp": KP}
 BODY_TEXT = b"48021420212"

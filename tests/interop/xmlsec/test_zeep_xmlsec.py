@@ -10,14 +10,17 @@ import pytest
 from lxml import etree
 
 from integrator.pki import create_ca, issue
-from tests.interop.common import KP, SOAP_ENV, Keys, parse, sample_keys, unsigned_lookup
+from tests.interop.common import KP, SOAP_ENV, Keys, parse, require, sample_keys, unsigned_lookup
 from tests.interop.xmlsec import xmlsec1_stack as oracle
 from tests.interop.xmlsec import zeep_xmlsec as stack
 from tests.interop.xmlsec.xmlsec1_stack import DS, WSSE, WSU
 
-for reason in (stack.available(), oracle.available()):
-    if reason is not None:
-        pytest.skip(reason, allow_module_level=True)
+
+@pytest.fixture(autouse=True)
+def _installed() -> None:
+    require(stack.STACK, stack.available())
+    require(oracle.STACK, oracle.available())
+
 
 NS = {"ds": DS, "wsse": WSSE, "wsu": WSU, "soapenv": SOAP_ENV, "kp": KP}
 
