@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
+# What XML 1.0 cannot carry (and PostgreSQL text cannot hold: NUL): a reason quotes the caller's input (a
+# certificate's subject, a header's name), so what it quotes is written as \uXXXX instead.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def printable(text: str) -> str:
+    """text with every character XML 1.0 cannot carry written as \\uXXXX."""
+    return _NOT_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
 
 class KruispuntFault(Exception):
     """A refusal with a stable code, a reason a person can act on, and optionally the source it comes from."""
@@ -11,8 +22,8 @@ class KruispuntFault(Exception):
     DEFAULT_REASON = "The integrator could not handle the request; quote the ticket to the service desk."
 
     def __init__(self, reason: str | None = None, *, source: str | None = None) -> None:
-        self.reason = reason or self.DEFAULT_REASON
-        self.source = source
+        self.reason = printable(reason) if reason else self.DEFAULT_REASON
+        self.source = printable(source) if source else source
         super().__init__(self.reason)
 
     @property

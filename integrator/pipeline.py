@@ -100,10 +100,10 @@ class Pipeline:
                                  deprecation=notice, upstream_tickets=answer.upstream_tickets)
             status = 200
         except KruispuntFault as fault:
-            status, body = self._refusal(fault, draft, received)
+            status, body = self._refused(fault, draft, received)
         except Exception:
             log.exception("unexpected error, ticket %s", draft.ticket)
-            status, body = self._refusal(InternalError(), draft, received)
+            status, body = self._refused(InternalError(), draft, received)
         clock.mark("answer")
         reply = self._audited(draft, status, body)
         clock.mark("audit")
@@ -256,6 +256,15 @@ class Pipeline:
                 "The kp:Caller header (official, purpose, message id) is missing; every request must carry it."
             )
         return self.common.check(signed)
+
+    def _refused(self, fault: KruispuntFault, draft: AuditDraft, received: datetime) -> tuple[int, bytes]:
+        """The signed fault; should writing it fail, a signed Server.Internal fault all the same (never gunicorn's
+        unsigned error page, never an answer without its audit record)."""
+        try:
+            return self._refusal(fault, draft, received)
+        except Exception:
+            log.exception("the refusal %s could not be written, ticket %s", fault.code, draft.ticket)
+            return self._refusal(InternalError(), draft, received)
 
     def _refusal(self, fault: KruispuntFault, draft: AuditDraft, received: datetime) -> tuple[int, bytes]:
         draft.outcome, draft.fault_code, draft.detail = "FAULT", fault.code, fault.reason

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
 
-from integrator.faults import AlgorithmRefused, SignatureInvalid, TooManyReferences
+from integrator.faults import AlgorithmRefused, EnvelopeMalformed, SignatureInvalid, TooManyReferences
 from integrator.namespaces import DS, EXC_C14N, q
 from integrator.wssec.c14n import canonical
 
@@ -129,16 +129,26 @@ def _signed_info(info: etree._Element, max_references: int) -> SignedInfo:
 
 
 def digest_matches(reference: Reference, element: etree._Element) -> bool:
-    computed = _HASHLIB[reference.digest](canonical(element, reference.prefixes)).digest()
+    computed = _HASHLIB[reference.digest](_canonical(element, reference.prefixes)).digest()
     return hmac.compare_digest(computed, reference.value)
 
 
 def signature_matches(info: SignedInfo, value: bytes, key: rsa.RSAPublicKey) -> bool:
     try:
-        key.verify(value, canonical(info.element, info.prefixes), padding.PKCS1v15(), info.hash())
+        key.verify(value, _canonical(info.element, info.prefixes), padding.PKCS1v15(), info.hash())
     except InvalidSignature:
         return False
     return True
+
+
+def _canonical(element: etree._Element, prefixes: tuple[str, ...]) -> bytes:
+    """canonical() of what a caller sent: what libxml2 cannot canonicalise is the caller's XML's fault."""
+    try:
+        return canonical(element, prefixes)
+    except etree.C14NError:
+        raise EnvelopeMalformed(
+            f"{element.tag} cannot be canonicalised (exclusive C14N refuses, for one, a relative namespace URI such "
+            "as xmlns=\"relative\" in it or above it); declare absolute namespace URIs.") from None
 
 
 def _signature_template() -> tuple[etree._Element, etree._Element]:

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from lxml import etree
 
 from integrator.faults import CertificateNotRegistered, KeyReferenceUnsupported, SecurityMissing, TokenTooLarge
@@ -48,7 +47,7 @@ def _signer(der: bytes) -> Signer:
         _ = (certificate.issuer, certificate.subject, certificate.serial_number, certificate.not_valid_before_utc,
              certificate.not_valid_after_utc, certificate.signature_hash_algorithm, list(certificate.extensions),
              certificate.public_key())
-    except (ValueError, UnsupportedAlgorithm) as exc:
+    except Exception as exc:  # cryptography raises ValueError, InvalidVersion, DuplicateExtension, Unsupported…
         raise SecurityMissing(
             f"The security token does not hold a well-formed X.509 certificate ({type(exc).__name__}); send the "
             "certificate the network CA issued you, DER-encoded.") from None
