@@ -16,7 +16,8 @@ LIMIT_SETTINGS = {  # EnvelopeLimits field -> the environment variable that sets
     "max_bytes": "KRUISPUNT_MAX_REQUEST_BYTES", "max_depth": "KRUISPUNT_MAX_DEPTH",
     "max_elements": "KRUISPUNT_MAX_ELEMENTS", "max_attributes": "KRUISPUNT_MAX_ATTRIBUTES",
     "max_attributes_per_element": "KRUISPUNT_MAX_ATTRIBUTES_PER_ELEMENT",
-    "max_namespaces": "KRUISPUNT_MAX_NAMESPACES", "max_text_chars": "KRUISPUNT_MAX_TEXT_CHARS",
+    "max_namespaces": "KRUISPUNT_MAX_NAMESPACES", "max_namespaces_in_scope": "KRUISPUNT_MAX_NAMESPACES_IN_SCOPE",
+    "max_text_chars": "KRUISPUNT_MAX_TEXT_CHARS",
     "max_ids": "KRUISPUNT_MAX_IDS",
 }
 
@@ -90,5 +91,6 @@ class Settings:
                 clock_skew=timedelta(seconds=float(env.get("KRUISPUNT_CLOCK_SKEW_SECONDS", "60"))),
                 max_references=int(env.get("KRUISPUNT_MAX_REFERENCES", SecurityPolicy.max_references)),
                 max_token_chars=int(env.get("KRUISPUNT_MAX_TOKEN_CHARS", SecurityPolicy.max_token_chars)),
+                max_prefixes=int(env.get("KRUISPUNT_MAX_INCLUSIVE_PREFIXES", SecurityPolicy.max_prefixes)),
             ),
         )

@@ -99,6 +99,10 @@ class TooManyReferences(ClientFault):
     CODE = "Client.Security.TooManyReferences"
 
 
+class PrefixListTooLong(ClientFault):
+    CODE = "Client.Security.PrefixListTooLong"
+
+
 class KeyReferenceUnsupported(ClientFault):
     CODE = "Client.Security.KeyReferenceUnsupported"
 

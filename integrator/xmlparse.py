@@ -47,6 +47,7 @@ class EnvelopeLimits:
     max_attributes: int = 4_096  # KRUISPUNT_MAX_ATTRIBUTES: in the whole document
     max_attributes_per_element: int = 64  # KRUISPUNT_MAX_ATTRIBUTES_PER_ELEMENT
     max_namespaces: int = 1_024  # KRUISPUNT_MAX_NAMESPACES: namespace declarations in the whole document
+    max_namespaces_in_scope: int = 128  # KRUISPUNT_MAX_NAMESPACES_IN_SCOPE: declarations above and on one element
     max_text_chars: int = 786_432  # KRUISPUNT_MAX_TEXT_CHARS: one text node or attribute value
     max_ids: int = 64  # KRUISPUNT_MAX_IDS: attributes named Id, ID or id (in any namespace)
 
@@ -54,7 +55,7 @@ class EnvelopeLimits:
         """The same limits for larger documents (a peer's change-feed page): counts grow with the size."""
         factor = max(1.0, max_bytes / self.max_bytes)
         grown = {f.name: int(getattr(self, f.name) * factor) for f in fields(self)
-                 if f.name not in ("max_bytes", "max_depth")}
+                 if f.name not in ("max_bytes", "max_depth", "max_namespaces_in_scope")}
         return replace(self, max_bytes=max_bytes, **grown)
 
 
@@ -130,7 +131,7 @@ def _index(root: etree._Element, limits: EnvelopeLimits) -> tuple[dict[str, etre
         if not names:
             continue
         if len(names) > crowded:
-            raise _crowded(element, limits)
+            raise _crowded(element.tag, len(names), limits)
         for name in names:
             if name[-2:] in _ID_NAMES and name.rpartition("}")[2] in _ID_NAMES:
                 count += 1
@@ -175,13 +176,14 @@ def _ascii_compatible(data: bytes) -> bool:
 def _within_bounds(data: bytes, limits: EnvelopeLimits) -> bool:
     """Whether the document cannot break a limit, judged by its size and, past that, by counting bytes: an element
     takes at least 4 bytes (<a/>) and one '<'; an attribute 5 ( a="") and one '='; a namespace declaration 9
-    ( xmlns="") and one 'xmlns'."""
+    ( xmlns="") and one 'xmlns' (and the declarations in scope of an element are at most all of them)."""
     size = len(data)
     if size > limits.max_text_chars:
         return False
+    namespaces = min(limits.max_namespaces, limits.max_namespaces_in_scope)
     return ((size // 4 <= limits.max_elements or data.count(b"<") <= limits.max_elements)
             and (size // 5 <= limits.max_attributes or data.count(b"=") <= limits.max_attributes)
-            and (size // 9 <= limits.max_namespaces or data.count(b"xmlns") <= limits.max_namespaces))
+            and (size // 9 <= namespaces or data.count(b"xmlns") <= namespaces))
 
 
 def _parse_whole(data: bytes) -> etree._Element:
@@ -195,74 +197,91 @@ def _parse_whole(data: bytes) -> etree._Element:
 
 
 def _parse_counted(data: bytes, limits: EnvelopeLimits) -> etree._Element:
-    parser = etree.XMLPullParser(events=("start", "end", "start-ns"), resolve_entities=False, no_network=True,
-                                 load_dtd=False, huge_tree=False, remove_comments=True, remove_pis=False)
-    counts = _Counts(limits)
+    """Count the document with a tree-less parser fed in chunks, refusing it at the first event past a limit (no
+    partial tree is left behind for the garbage collector, so a refusal costs no memory); then parse it whole."""
+    counter = _Counter(limits)
+    parser = etree.XMLParser(target=counter, resolve_entities=False, no_network=True, load_dtd=False,
+                             huge_tree=False, remove_comments=True, remove_pis=False)
     try:
         for offset in range(0, len(data), _CHUNK):
             parser.feed(data[offset:offset + _CHUNK])
-            counts.take(parser.read_events())
-        root = parser.close()
-        counts.take(parser.read_events())
+        parser.close()
     except etree.XMLSyntaxError as exc:
         raise _syntax(exc) from None
-    return root
+    return _parse_whole(data)
 
 
-class _Counts:
-    """Running totals of a document being parsed; raises the limit's fault at the first event past it."""
+class _Counter:
+    """A parser target that keeps running totals and raises the limit's fault at the first event past it."""
 
     def __init__(self, limits: EnvelopeLimits) -> None:
         self.limits = limits
-        self.elements = self.attributes = self.namespaces = self.depth = 0
+        self.elements = self.attributes = self.namespaces = self.depth = self.scope = self.run = 0
+        self.declared: list[int] = []  # per open element: how many namespaces it declared
 
-    def take(self, events: Iterable[tuple[str, object]]) -> None:
+    def start(self, tag: str, attrib: dict[str, str], nsmap: dict[str, str] | None = None) -> None:
         limits = self.limits
-        for event, item in events:
-            if event == "start":
-                assert isinstance(item, etree._Element)
-                self.elements += 1
-                self.depth += 1
-                if self.elements > limits.max_elements:
-                    raise EnvelopeTooManyElements(
-                        f"The message holds more than {limits.max_elements} elements (KRUISPUNT_MAX_ELEMENTS); "
-                        "split it into several requests.")
-                if self.depth > limits.max_depth:
-                    raise _too_deep(limits)
-                attributes = len(item.attrib)
-                if attributes > limits.max_attributes_per_element:
-                    raise _crowded(item, limits)
-                self.attributes += attributes
-                if self.attributes > limits.max_attributes:
-                    raise EnvelopeTooManyAttributes(
-                        f"The message carries more than {limits.max_attributes} attributes "
-                        "(KRUISPUNT_MAX_ATTRIBUTES).")
-                for value in item.attrib.values():
-                    if len(value) > limits.max_text_chars:
-                        raise _long(limits)
-            elif event == "end":
-                assert isinstance(item, etree._Element)
-                self.depth -= 1
-                if len(item.text or "") > limits.max_text_chars or any(
-                        len(child.tail or "") > limits.max_text_chars for child in item):
-                    raise _long(limits)
-            else:
-                self.namespaces += 1
-                if self.namespaces > limits.max_namespaces:
-                    raise EnvelopeTooManyNamespaces(
-                        f"The message declares more than {limits.max_namespaces} namespaces "
-                        "(KRUISPUNT_MAX_NAMESPACES); declare each namespace once, on the Envelope.")
+        self.elements += 1
+        self.depth += 1
+        self.run = 0
+        if self.elements > limits.max_elements:
+            raise EnvelopeTooManyElements(f"The message holds more than {limits.max_elements} elements "
+                                          "(KRUISPUNT_MAX_ELEMENTS); split it into several requests.")
+        if self.depth > limits.max_depth:
+            raise _too_deep(limits)
+        if len(attrib) > limits.max_attributes_per_element:
+            raise _crowded(tag, len(attrib), limits)
+        self.attributes += len(attrib)
+        if self.attributes > limits.max_attributes:
+            raise EnvelopeTooManyAttributes(
+                f"The message carries more than {limits.max_attributes} attributes (KRUISPUNT_MAX_ATTRIBUTES).")
+        if any(len(value) > limits.max_text_chars for value in attrib.values()):
+            raise _long(limits)
+        declared = len(nsmap or ())
+        self.declared.append(declared)
+        self.scope += declared
+        if self.scope > limits.max_namespaces_in_scope:
+            raise EnvelopeTooManyNamespaces(
+                f"An element has more than {limits.max_namespaces_in_scope} namespace declarations in scope "
+                "(KRUISPUNT_MAX_NAMESPACES_IN_SCOPE); declare each namespace once, on the Envelope.")
+
+    def start_ns(self, prefix: str, uri: str) -> None:
+        self.namespaces += 1
+        if self.namespaces > self.limits.max_namespaces:
+            raise EnvelopeTooManyNamespaces(
+                f"The message declares more than {self.limits.max_namespaces} namespaces (KRUISPUNT_MAX_NAMESPACES); "
+                "declare each namespace once, on the Envelope.")
+
+    def end(self, tag: str) -> None:
+        self.depth -= 1
+        self.run = 0
+        self.scope -= self.declared.pop()
+
+    def data(self, text: str) -> None:
+        self.run += len(text)  # a text node may come in several pieces
+        if self.run > self.limits.max_text_chars:
+            raise _long(self.limits)
+
+    def doctype(self, *_: object) -> None:
+        raise EnvelopeForbiddenConstruct("The request carries a document type declaration; remove it.")
+
+    def pi(self, *_: object) -> None:
+        raise EnvelopeForbiddenConstruct(
+            "The request contains a processing instruction (<?…?>) after the XML declaration; remove it.")
+
+    def close(self) -> None:
+        return None
 
 
 def _too_deep(limits: EnvelopeLimits) -> EnvelopeTooDeep:
     return EnvelopeTooDeep(f"The request nests elements deeper than {limits.max_depth} levels (KRUISPUNT_MAX_DEPTH).")
 
 
-def _crowded(element: etree._Element, limits: EnvelopeLimits) -> EnvelopeTooManyAttributes:
-    name = element.tag if isinstance(element.tag, str) else "an element"
+def _crowded(tag: object, count: int, limits: EnvelopeLimits) -> EnvelopeTooManyAttributes:
+    name = tag if isinstance(tag, str) else "an element"
     return EnvelopeTooManyAttributes(
-        f"The element {name} carries {len(element.attrib)} attributes; at most {limits.max_attributes_per_element} "
-        "are accepted on one element (KRUISPUNT_MAX_ATTRIBUTES_PER_ELEMENT).")
+        f"The element {name} carries {count} attributes; at most {limits.max_attributes_per_element} are accepted "
+        "on one element (KRUISPUNT_MAX_ATTRIBUTES_PER_ELEMENT).")
 
 
 def _long(limits: EnvelopeLimits) -> EnvelopeTextTooLong:

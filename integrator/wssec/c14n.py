@@ -1,58 +1,101 @@
-"""Exclusive XML canonicalisation (with InclusiveNamespaces PrefixList) of one element of a parsed tree, by libxml2.
+"""Exclusive XML canonicalisation (with an InclusiveNamespaces PrefixList) of one element of a parsed tree.
 
-lxml passes libxml2 only the listed prefixes its parser has seen as names, so the PrefixList token "#default"
-(the default namespace, as WSS4J writes it when an ancestor declares one) never reaches libxml2. For that case
-the default namespace declarations are taken from libxml2's inclusive canonical form of the same element: in
-both forms the n-th '<' opens the same tag (c14n escapes '<' everywhere else), and Exclusive C14N treats a listed
-prefix exactly as inclusive C14N does.
+libxml2 makes the exclusive canonical form; the PrefixList is applied here, not by libxml2, for two reasons:
+lxml passes libxml2 only prefixes its parser has seen as names, so "#default" (the default namespace, as WSS4J
+writes it) never arrives; and libxml2 looks every listed prefix up again at every element, a cost of elements x
+listed prefixes x namespaces in scope that a hostile PrefixList turns into minutes.
+
+Exclusive C14N renders a listed prefix as inclusive C14N does: on the apex every namespace in scope for it, below
+only where an element declares it with another value than its parent has in scope; and it no longer renders it for
+being visibly used. So the listed prefixes' declarations are taken out of libxml2's exclusive form and those put
+in, element by element (in a canonical form the n-th '<' opens the n-th element: c14n escapes '<' everywhere else).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from lxml import etree
 
 DEFAULT = "#default"
+_DECLARATION = re.compile(rb' xmlns(?::([^=]+))?="([^"]*)"')
 
 
 def canonical(element: etree._Element, prefixes: Sequence[str] = ()) -> bytes:
     """The exclusive canonical form (without comments) of element and its descendants."""
-    if not prefixes:
-        return etree.tostring(element, method="c14n", exclusive=True, with_comments=False)
-    named = [p for p in prefixes if p != DEFAULT]
-    exclusive = etree.tostring(element, method="c14n", exclusive=True, with_comments=False,
-                               inclusive_ns_prefixes=named or None)
-    if len(named) == len(prefixes):
+    exclusive = etree.tostring(element, method="c14n", exclusive=True, with_comments=False)
+    listed = frozenset("" if p == DEFAULT else p for p in prefixes) - {"xml", "xmlns"}
+    if not listed:
         return exclusive
-    inclusive = etree.tostring(element, method="c14n", exclusive=False, with_comments=False)
-    return _default_declarations_from(inclusive, exclusive)
+    return _with_listed(exclusive, listed, _renderings(element, listed))
 
 
-def _default_declarations_from(inclusive: bytes, exclusive: bytes) -> bytes:
+def _renderings(element: etree._Element, listed: frozenset[str]) -> list[dict[str, str]]:
+    """For each element in document order, the declarations of listed prefixes inclusive C14N renders on it."""
+    scope = element.nsmap
+    current = {p: scope.get(p or None, "") for p in listed}  # "" : not in scope (for "": no default namespace)
+    stack: list[dict[str, str]] = []
+    out: list[dict[str, str]] = []
+    own: dict[str, str] = {}
+    for event, item in etree.iterwalk(element, events=("start-ns", "start", "end")):
+        if event == "start-ns":
+            prefix, uri = item  # type: ignore[misc]
+            if prefix in listed:
+                own[prefix] = uri
+        elif event == "start":
+            values = {**current, **own} if own else current
+            if out:
+                out.append({p: v for p, v in own.items() if v != current[p]})
+            else:  # the apex: every listed namespace in scope (xmlns="" is not rendered there)
+                out.append({p: v for p, v in values.items() if v})
+            stack.append(current)
+            current, own = values, {}
+        else:
+            current = stack.pop()
+    return out
+
+
+def _with_listed(exclusive: bytes, listed: frozenset[str], renderings: list[dict[str, str]]) -> bytes:
     pieces = exclusive.split(b"<")
-    models = inclusive.split(b"<")
-    if len(pieces) != len(models):  # cannot happen for two canonical forms of one element
-        raise ValueError("canonical forms of one element differ in structure")
-    out = [pieces[0]]
-    for piece, model in zip(pieces[1:], models[1:], strict=True):
-        if piece.startswith(b"/"):
-            out.append(piece)
+    encoded = {p.encode() for p in listed}
+    index = 0
+    for position in range(1, len(pieces)):
+        piece = pieces[position]
+        if piece[:1] in (b"/", b"?"):
             continue
-        name, rest = _split_name(piece)
-        _, model_rest = _split_name(model)
-        out.append(name + _default_declaration(model_rest)[0] + _default_declaration(rest)[1])
-    return b"<".join(out)
+        rendered = renderings[index]
+        index += 1
+        if not rendered and b" xmlns" not in piece:
+            continue
+        pieces[position] = _retagged(piece, encoded, rendered)
+    if index != len(renderings):  # cannot happen for a canonical form of this element
+        raise ValueError("the canonical form and the element differ in structure")
+    return b"<".join(pieces)
 
 
-def _split_name(tag: bytes) -> tuple[bytes, bytes]:
-    end = min((i for i in (tag.find(b" "), tag.find(b">")) if i >= 0), default=len(tag))
-    return tag[:end], tag[end:]
+def _retagged(piece: bytes, listed: set[bytes], rendered: dict[str, str]) -> bytes:
+    """One start tag with its listed prefixes' declarations replaced by those inclusive C14N renders."""
+    end = len(piece)
+    for stop in (b" ", b">"):
+        found = piece.find(stop)
+        if 0 <= found < end:
+            end = found
+    name, position = piece[:end], end
+    declarations: dict[bytes, bytes] = {}
+    while (match := _DECLARATION.match(piece, position)) is not None:
+        prefix = match.group(1) or b""
+        if prefix not in listed:
+            declarations[prefix] = match.group(2)
+        position = match.end()
+    for prefix, uri in rendered.items():
+        declarations[prefix.encode()] = _escape(uri)
+    head = b"".join(b' xmlns="' + uri + b'"' if not prefix else b" xmlns:" + prefix + b'="' + uri + b'"'
+                    for prefix, uri in sorted(declarations.items()))
+    return name + head + piece[position:]
 
 
-def _default_declaration(rest: bytes) -> tuple[bytes, bytes]:
-    """(' xmlns="…"' or b'', what follows it): canonical forms put the default namespace declaration first."""
-    if not rest.startswith(b' xmlns="'):
-        return b"", rest
-    end = rest.index(b'"', len(b' xmlns="')) + 1
-    return rest[:end], rest[end:]
+def _escape(uri: str) -> bytes:
+    """An attribute value as C14N writes it."""
+    return (uri.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;").replace("\t", "&#x9;")
+            .replace("\n", "&#xA;").replace("\r", "&#xD;")).encode()

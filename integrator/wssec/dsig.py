@@ -19,7 +19,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
 
-from integrator.faults import AlgorithmRefused, EnvelopeMalformed, SignatureInvalid, TooManyReferences
+from integrator.faults import (
+    AlgorithmRefused,
+    EnvelopeMalformed,
+    PrefixListTooLong,
+    SignatureInvalid,
+    TooManyReferences,
+)
 from integrator.namespaces import DS, EXC_C14N, q
 from integrator.wssec.c14n import canonical
 
@@ -82,7 +88,7 @@ class Signature(NamedTuple):
     key_info: etree._Element | None
 
 
-def read_signature(signature: etree._Element, max_references: int) -> Signature:
+def read_signature(signature: etree._Element, max_references: int, max_prefixes: int = 64) -> Signature:
     """Read a ds:Signature (SignedInfo, SignatureValue, KeyInfo, in the order of the schema); refuse, naming the
     element and the setting to change, what the profile does not allow."""
     children = list(signature)  # comments are gone since parsing, processing instructions refused
@@ -93,11 +99,11 @@ def read_signature(signature: etree._Element, max_references: int) -> Signature:
     key_info = [child for child, tag in zip(children, tags, strict=True) if tag == _KEY_INFO]
     if len(key_info) > 1:
         raise SignatureInvalid("ds:Signature holds more than one ds:KeyInfo.")
-    return Signature(_signed_info(children[0], max_references), _base64(children[1].text or "", "ds:SignatureValue"),
-                     key_info[0] if key_info else None)
+    return Signature(_signed_info(children[0], max_references, max_prefixes),
+                     _base64(children[1].text or "", "ds:SignatureValue"), key_info[0] if key_info else None)
 
 
-def _signed_info(info: etree._Element, max_references: int) -> SignedInfo:
+def _signed_info(info: etree._Element, max_references: int, max_prefixes: int) -> SignedInfo:
     children = list(info)
     tags = [child.tag for child in children]
     if tags[:2] != [_C14N_METHOD, _SIGNATURE_METHOD] or any(t != REFERENCE for t in tags[2:]):
@@ -121,11 +127,11 @@ def _signed_info(info: etree._Element, max_references: int) -> SignedInfo:
         raise TooManyReferences(
             f"The signature holds {len(elements)} references; at most {max_references} are accepted "
             "(KRUISPUNT_MAX_REFERENCES). Sign the Body, the Timestamp and kp:Caller.")
-    references = tuple(_reference(r) for r in elements)
+    references = tuple(_reference(r, max_prefixes) for r in elements)
     targets = [r.target for r in references]
     if len(set(targets)) != len(targets):
         raise SignatureInvalid("Two ds:Reference elements name the same element; reference each element once.")
-    return SignedInfo(info, _prefix_list(c14n), _SIGNATURE_HASHES[algorithm], references)
+    return SignedInfo(info, _prefix_list(c14n, max_prefixes), _SIGNATURE_HASHES[algorithm], references)
 
 
 def digest_matches(reference: Reference, element: etree._Element) -> bool:
@@ -186,7 +192,7 @@ def sign(targets: list[tuple[str, etree._Element]], key: rsa.RSAPrivateKey, key_
     return signature
 
 
-def _reference(element: etree._Element) -> Reference:
+def _reference(element: etree._Element, max_prefixes: int) -> Reference:
     uri = element.get("URI")
     if uri is None or not uri.startswith("#") or len(uri) < 2 or uri.startswith("#xpointer("):
         raise SignatureInvalid(
@@ -209,15 +215,21 @@ def _reference(element: etree._Element) -> Reference:
             f"ds:Reference {uri} has the transforms {found or 'none'}; use {_ALLOWED} as the (last) transform, "
             "optionally after the enveloped-signature transform. XPath, XSLT and inclusive c14n are refused.")
     last = transforms[-1]
-    return Reference(uri[1:], _prefix_list(last) if len(last) else (), _DIGESTS[digest_method],
+    return Reference(uri[1:], _prefix_list(last, max_prefixes) if len(last) else (), _DIGESTS[digest_method],
                      _base64(children[-1].text or "", "ds:DigestValue"), len(transforms) > 1)
 
 
-def _prefix_list(holder: etree._Element) -> tuple[str, ...]:
+def _prefix_list(holder: etree._Element, max_prefixes: int) -> tuple[str, ...]:
     found = [child for child in holder if child.tag == INCLUSIVE_NAMESPACES]
     if len(found) > 1:
         raise SignatureInvalid("More than one ec:InclusiveNamespaces under one transform; write one PrefixList.")
-    return tuple((found[0].get("PrefixList") or "").split()) if found else ()
+    prefixes = tuple((found[0].get("PrefixList") or "").split()) if found else ()
+    if len(prefixes) > max_prefixes:
+        raise PrefixListTooLong(
+            f"An ec:InclusiveNamespaces PrefixList names {len(prefixes)} prefixes; at most {max_prefixes} are "
+            "accepted (KRUISPUNT_MAX_INCLUSIVE_PREFIXES). List the prefixes declared above the signed element, as "
+            "WSS4J does.")
+    return prefixes
 
 
 def _base64(text: str, label: str) -> bytes:

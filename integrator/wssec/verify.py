@@ -2,8 +2,10 @@
 signature over Body, Timestamp and header blocks; only the elements it covers go further.
 
 What each reference names is found in the envelope's Id index and must stand where the profile puts it (the
-Body, the Timestamp of this header, a header block, the token) before a single digest is computed, so a moved
-(wrapped) element is refused and no request costs more canonicalisation than its own size.
+Body, the Timestamp of this header, a header block, the token), each element named once, before anything is
+canonicalised: a moved (wrapped) element is refused, and the elements digested are disjoint, so no request costs
+more canonicalisation than its own size. The SignedInfo's signature is checked before the digests, so a sender
+without the key costs the canonicalisation of SignedInfo alone.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class SecurityPolicy:
     max_ttl: timedelta = timedelta(minutes=10)  # KRUISPUNT_TIMESTAMP_MAX_TTL_SECONDS (node-soap writes 600 s)
     clock_skew: timedelta = timedelta(seconds=60)  # KRUISPUNT_CLOCK_SKEW_SECONDS
     max_references: int = 16  # KRUISPUNT_MAX_REFERENCES
+    max_prefixes: int = 64  # KRUISPUNT_MAX_INCLUSIVE_PREFIXES: prefixes in one InclusiveNamespaces PrefixList
     max_token_chars: int = 16_384  # KRUISPUNT_MAX_TOKEN_CHARS: a BinarySecurityToken or KeyIdentifier
 
 
@@ -73,9 +76,11 @@ def verify_envelope(envelope: Envelope, trust: TrustStore, policy: SecurityPolic
     security = _security_header(envelope)
     stamp = _timestamp(security)
     signature = _signature(envelope, security)
-    read = dsig.read_signature(signature, policy.max_references)
+    read = dsig.read_signature(signature, policy.max_references, policy.max_prefixes)
     targets = [(reference, _placed(envelope, security, signature, reference)) for reference in read.info.references]
     signed = [element for _, element in targets]
+    if len({id(element) for element in signed}) != len(signed):  # one element under two Id attributes
+        raise SignatureInvalid("Two ds:Reference elements name the same element; reference each element once.")
     if envelope.body not in signed:
         raise UnsignedContent("The signature does not cover the SOAP Body of this envelope; sign the Body in place.")
     if stamp not in signed:
@@ -83,15 +88,16 @@ def verify_envelope(envelope: Envelope, trust: TrustStore, policy: SecurityPolic
     created, expires = _check_timestamp(stamp, policy, now)
     signer = signing_certificate(security, read.key_info, envelope.ids, directory, policy.max_token_chars)
     trust.check(signer.certificate, now, signer.fingerprint)
+    key = signer.certificate.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise AlgorithmRefused("The signing certificate must carry an RSA key.")
+    # the SignedInfo first: whoever does not hold the key never makes the integrator digest the Body
+    if not dsig.signature_matches(read.info, read.value, key):
+        raise SignatureInvalid("The signature does not verify with the signing certificate's key.")
     for reference, element in targets:
         if not dsig.digest_matches(reference, element):
             raise SignatureInvalid(
                 f"The digest of {_label(element)} does not match: it changed after signing. Sign the final bytes.")
-    key = signer.certificate.public_key()
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise AlgorithmRefused("The signing certificate must carry an RSA key.")
-    if not dsig.signature_matches(read.info, read.value, key):
-        raise SignatureInvalid("The signature does not verify with the signing certificate's key.")
     headers = {element.tag: element for element in signed if element.getparent() is envelope.header}
     return Verified(body=envelope.body, created=created, expires=expires, certificate=signer.certificate,
                     fingerprint=signer.fingerprint, signature_value=read.value, headers=headers)

@@ -286,3 +286,40 @@ def test_x509_token_sent_without_value_type_is_refused_naming_the_value_type(sta
     refusal = refused(stack, lookup(stack.pki.kruisdorp).signed(after=untyped),
                       "Client.Security.KeyReferenceUnsupported")
     assert X509_TOKEN.rsplit("#", 1)[1] in refusal.fault.reason
+
+
+def test_a_prefix_list_longer_than_allowed_is_refused(stack) -> None:
+    def long_list(root: etree._Element) -> None:
+        transform = security_of(root).find(f"{SIGNATURE}/{q(DS, 'SignedInfo')}/{q(DS, 'Reference')}/"
+                                           f"{q(DS, 'Transforms')}/{q(DS, 'Transform')}")
+        etree.SubElement(transform, q(EXC_C14N, "InclusiveNamespaces"),
+                         PrefixList=" ".join(f"p{i}" for i in range(65)))
+
+    refusal = refused(stack, lookup(stack.pki.kruisdorp).signed(after=long_list), "Client.Security.PrefixListTooLong")
+    assert "KRUISPUNT_MAX_INCLUSIVE_PREFIXES" in refusal.fault.reason
+
+
+def test_two_references_to_one_element_under_two_id_attributes_are_refused(stack) -> None:
+    """The Body named twice, once by wsu:Id and once by a second Id attribute: each reference would digest the
+    whole Body again (sixteen references, sixteen times the work)."""
+    def alias(root: etree._Element) -> None:
+        body = root.find(BODY)
+        body.set("Id", "body-alias")
+        info = security_of(root).find(f"{SIGNATURE}/{q(DS, 'SignedInfo')}")
+        second = etree.fromstring(etree.tostring(info.find(q(DS, "Reference"))))
+        second.set("URI", "#body-alias")
+        info.append(second)
+
+    refusal = refused(stack, lookup(stack.pki.kruisdorp).signed(after=alias), "Client.Security.SignatureInvalid")
+    assert "same element" in refusal.fault.reason
+
+
+def test_more_namespaces_in_scope_than_allowed_are_refused(stack) -> None:
+    def nested(root: etree._Element) -> None:
+        holder = etree.SubElement(root.find(HEADER), q(ATTACKER, "Nested"))
+        for level in range(40):
+            holder = etree.SubElement(holder, q(ATTACKER, "n"), nsmap={f"p{level}x{i}": f"urn:{level}:{i}"
+                                                                        for i in range(4)})
+
+    refusal = refused(stack, lookup(stack.pki.kruisdorp).signed(after=nested), "Client.Envelope.TooManyNamespaces")
+    assert "KRUISPUNT_MAX_NAMESPACES_IN_SCOPE" in refusal.fault.reason

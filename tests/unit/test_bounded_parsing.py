@@ -24,7 +24,7 @@ from integrator.xmlparse import EnvelopeLimits, _ascii_compatible, _within_bound
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
 LIMITS = EnvelopeLimits(max_elements=100, max_attributes=200, max_attributes_per_element=8, max_namespaces=20,
-                        max_text_chars=5_000, max_ids=5, max_depth=16)
+                        max_namespaces_in_scope=12, max_text_chars=5_000, max_ids=5, max_depth=16)
 
 
 def envelope(body: str, header: str = "") -> bytes:
@@ -57,6 +57,8 @@ CASES = {
     "attributes on one element": ('<x ' + " ".join(f'a{i}="1"' for i in range(9)) + "/>", EnvelopeTooManyAttributes),
     "attributes in all": ("".join('<x a="1" b="2" c="3" d="4" e="5"/>' for _ in range(41)), EnvelopeTooManyAttributes),
     "namespace declarations": ("".join(f'<x xmlns:n{i}="urn:{i}"/>' for i in range(21)), EnvelopeTooManyNamespaces),
+    "namespaces in scope": ("".join(f'<x xmlns:n{i}="urn:{i}">' for i in range(11)) + "</x>" * 11,
+                            EnvelopeTooManyNamespaces),
     "elements": ("<x/>" * 101, EnvelopeTooManyElements),
     "depth": ("<x>" * 15 + "</x>" * 15, EnvelopeTooDeep),
     "ids": ("".join(f'<x wsu:Id="i{i}"/>' for i in range(6)), EnvelopeTooManyIds),
@@ -75,9 +77,10 @@ def test_one_less_than_each_limit_is_parsed(case: str) -> None:
     fewer = {"attributes on one element": '<x ' + " ".join(f'a{i}="1"' for i in range(8)) + "/>",
              "attributes in all": "".join('<x a="1" b="2" c="3" d="4" e="5"/>' for _ in range(30)),
              "namespace declarations": "".join(f'<x xmlns:n{i}="urn:{i}"/>' for i in range(18)),
+             "namespaces in scope": "".join(f'<x xmlns:n{i}="urn:{i}">' for i in range(9)) + "</x>" * 9,
              "elements": "<x/>" * 90, "depth": "<x>" * 13 + "</x>" * 13,
              "ids": "".join(f'<x wsu:Id="i{i}"/>' for i in range(5))}[case]
-    for _, data in both_roads(envelope(fewer)):
+    for data in (envelope(fewer), padded(envelope(fewer), 4_000)):  # whichever road the bounds choose
         parse_bounded(data, LIMITS)
 
 
