@@ -17,7 +17,7 @@ LIMIT_SETTINGS = {  # EnvelopeLimits field -> the environment variable that sets
     "max_elements": "KRUISPUNT_MAX_ELEMENTS", "max_attributes": "KRUISPUNT_MAX_ATTRIBUTES",
     "max_attributes_per_element": "KRUISPUNT_MAX_ATTRIBUTES_PER_ELEMENT",
     "max_namespaces": "KRUISPUNT_MAX_NAMESPACES", "max_namespaces_in_scope": "KRUISPUNT_MAX_NAMESPACES_IN_SCOPE",
-    "max_text_chars": "KRUISPUNT_MAX_TEXT_CHARS",
+    "max_text_chars": "KRUISPUNT_MAX_TEXT_CHARS", "max_tag_bytes": "KRUISPUNT_MAX_TAG_BYTES",
     "max_ids": "KRUISPUNT_MAX_IDS",
 }
 

@@ -68,6 +68,10 @@ class EnvelopeTooManyNamespaces(ClientFault):
     CODE = "Client.Envelope.TooManyNamespaces"
 
 
+class EnvelopeTagTooLong(ClientFault):
+    CODE = "Client.Envelope.TagTooLong"
+
+
 class EnvelopeTextTooLong(ClientFault):
     CODE = "Client.Envelope.TextTooLong"
 

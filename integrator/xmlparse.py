@@ -22,6 +22,7 @@ from integrator.faults import (
     DuplicateId,
     EnvelopeForbiddenConstruct,
     EnvelopeMalformed,
+    EnvelopeTagTooLong,
     EnvelopeTextTooLong,
     EnvelopeTooDeep,
     EnvelopeTooLarge,
@@ -49,13 +50,14 @@ class EnvelopeLimits:
     max_namespaces: int = 1_024  # KRUISPUNT_MAX_NAMESPACES: namespace declarations in the whole document
     max_namespaces_in_scope: int = 128  # KRUISPUNT_MAX_NAMESPACES_IN_SCOPE: declarations above and on one element
     max_text_chars: int = 786_432  # KRUISPUNT_MAX_TEXT_CHARS: one text node or attribute value
+    max_tag_bytes: int = 65_536  # KRUISPUNT_MAX_TAG_BYTES: one start tag, its attributes and declarations
     max_ids: int = 64  # KRUISPUNT_MAX_IDS: attributes named Id, ID or id (in any namespace)
 
     def scaled(self, max_bytes: int) -> EnvelopeLimits:
         """The same limits for larger documents (a peer's change-feed page): counts grow with the size."""
         factor = max(1.0, max_bytes / self.max_bytes)
         grown = {f.name: int(getattr(self, f.name) * factor) for f in fields(self)
-                 if f.name not in ("max_bytes", "max_depth", "max_namespaces_in_scope")}
+                 if f.name not in ("max_bytes", "max_depth", "max_namespaces_in_scope", "max_tag_bytes")}
         return replace(self, max_bytes=max_bytes, **grown)
 
 
@@ -88,6 +90,10 @@ def parse_bounded(data: bytes, limits: EnvelopeLimits) -> Parsed:
     if ascii_compatible and b"<!DOCTYPE" in data:  # entities can only be declared in a DTD
         raise EnvelopeForbiddenConstruct(
             "The request contains a DTD or entity declaration; SOAP messages must not carry one.")
+    if ascii_compatible and len(data) > limits.max_tag_bytes and _long_tag(limits.max_tag_bytes).search(data):
+        raise EnvelopeTagTooLong(  # refused before libxml2 spends its time on ~100,000 attributes of one element
+            f"A start tag is longer than {limits.max_tag_bytes} bytes (KRUISPUNT_MAX_TAG_BYTES): an element's "
+            "attributes and namespace declarations fit in that; large values belong in element text.")
     if ascii_compatible and _within_bounds(data, limits):
         root = _parse_whole(data)
         _refuse_constructs(root)
@@ -140,17 +146,23 @@ def _index(root: etree._Element, limits: EnvelopeLimits) -> tuple[dict[str, etre
                     duplicates.add(value)
                 ids[value] = element
     if count > limits.max_ids:
-        raise EnvelopeTooManyIds(
-            f"The message carries {count} Id attributes; at most {limits.max_ids} are accepted "
-            "(KRUISPUNT_MAX_IDS). Give Ids only to what the signature references.")
+        raise _too_many_ids(count, limits)
     if duplicates:
         raise DuplicateId(f"The Id value(s) {', '.join(sorted(duplicates))} occur more than once; every Id must "
                           "be unique.")
     return ids, elements
 
 
+_LONG_TEXT = etree.XPath("boolean(//text()[string-length(.) > $n])")
 _PARSERS = threading.local()  # an lxml parser serves one thread at a time
 _ID_NAMES = frozenset({"Id", "ID", "id"})  # wsu:Id, xml-crypto's Id, and the spellings a wrapping attack might use
+
+
+@functools.cache
+def _long_tag(size: int) -> re.Pattern[bytes]:
+    """A start tag (not a comment, CDATA section or processing instruction) of size bytes or more: one scan of the
+    document, at the speed of the regular expression engine, since a tag ends at the first '>'."""
+    return re.compile(rb"<[^!?<>][^<>]{%d}" % (size - 1))
 
 
 @functools.cache
@@ -198,7 +210,8 @@ def _parse_whole(data: bytes) -> etree._Element:
 
 def _parse_counted(data: bytes, limits: EnvelopeLimits) -> etree._Element:
     """Count the document with a tree-less parser fed in chunks, refusing it at the first event past a limit (no
-    partial tree is left behind for the garbage collector, so a refusal costs no memory); then parse it whole."""
+    partial tree is left behind for the garbage collector, so a refusal costs no memory); then parse it whole and
+    look at the length of its texts."""
     counter = _Counter(limits)
     parser = etree.XMLParser(target=counter, resolve_entities=False, no_network=True, load_dtd=False,
                              huge_tree=False, remove_comments=True, remove_pis=False)
@@ -208,7 +221,10 @@ def _parse_counted(data: bytes, limits: EnvelopeLimits) -> etree._Element:
         parser.close()
     except etree.XMLSyntaxError as exc:
         raise _syntax(exc) from None
-    return _parse_whole(data)
+    root = _parse_whole(data)
+    if len(data) > limits.max_text_chars and _LONG_TEXT(root, n=limits.max_text_chars):
+        raise _long(limits)  # text is looked at in the tree, by libxml2's XPath: a callback per text costs more
+    return root
 
 
 class _Counter:
@@ -216,34 +232,44 @@ class _Counter:
 
     def __init__(self, limits: EnvelopeLimits) -> None:
         self.limits = limits
-        self.elements = self.attributes = self.namespaces = self.depth = self.scope = self.run = 0
+        self.elements = self.attributes = self.namespaces = self.depth = self.scope = self.ids = 0
         self.declared: list[int] = []  # per open element: how many namespaces it declared
 
     def start(self, tag: str, attrib: dict[str, str], nsmap: dict[str, str] | None = None) -> None:
         limits = self.limits
         self.elements += 1
         self.depth += 1
-        self.run = 0
         if self.elements > limits.max_elements:
             raise EnvelopeTooManyElements(f"The message holds more than {limits.max_elements} elements "
                                           "(KRUISPUNT_MAX_ELEMENTS); split it into several requests.")
         if self.depth > limits.max_depth:
             raise _too_deep(limits)
+        if attrib:
+            self._attributes(tag, attrib)
+        declared = len(nsmap) if nsmap else 0
+        self.declared.append(declared)
+        if declared:
+            self.scope += declared
+            if self.scope > limits.max_namespaces_in_scope:
+                raise EnvelopeTooManyNamespaces(
+                    f"An element has more than {limits.max_namespaces_in_scope} namespace declarations in scope "
+                    "(KRUISPUNT_MAX_NAMESPACES_IN_SCOPE); declare each namespace once, on the Envelope.")
+
+    def _attributes(self, tag: str, attrib: dict[str, str]) -> None:
+        limits = self.limits
         if len(attrib) > limits.max_attributes_per_element:
             raise _crowded(tag, len(attrib), limits)
         self.attributes += len(attrib)
         if self.attributes > limits.max_attributes:
             raise EnvelopeTooManyAttributes(
                 f"The message carries more than {limits.max_attributes} attributes (KRUISPUNT_MAX_ATTRIBUTES).")
-        if any(len(value) > limits.max_text_chars for value in attrib.values()):
-            raise _long(limits)
-        declared = len(nsmap or ())
-        self.declared.append(declared)
-        self.scope += declared
-        if self.scope > limits.max_namespaces_in_scope:
-            raise EnvelopeTooManyNamespaces(
-                f"An element has more than {limits.max_namespaces_in_scope} namespace declarations in scope "
-                "(KRUISPUNT_MAX_NAMESPACES_IN_SCOPE); declare each namespace once, on the Envelope.")
+        for name, value in attrib.items():
+            if len(value) > limits.max_text_chars:
+                raise _long(limits)
+            if name[-2:] in _ID_NAMES and name.rpartition("}")[2] in _ID_NAMES:
+                self.ids += 1
+                if self.ids > limits.max_ids:
+                    raise _too_many_ids(self.ids, limits)
 
     def start_ns(self, prefix: str, uri: str) -> None:
         self.namespaces += 1
@@ -254,13 +280,7 @@ class _Counter:
 
     def end(self, tag: str) -> None:
         self.depth -= 1
-        self.run = 0
         self.scope -= self.declared.pop()
-
-    def data(self, text: str) -> None:
-        self.run += len(text)  # a text node may come in several pieces
-        if self.run > self.limits.max_text_chars:
-            raise _long(self.limits)
 
     def doctype(self, *_: object) -> None:
         raise EnvelopeForbiddenConstruct("The request carries a document type declaration; remove it.")
@@ -282,6 +302,11 @@ def _crowded(tag: object, count: int, limits: EnvelopeLimits) -> EnvelopeTooMany
     return EnvelopeTooManyAttributes(
         f"The element {name} carries {count} attributes; at most {limits.max_attributes_per_element} are accepted "
         "on one element (KRUISPUNT_MAX_ATTRIBUTES_PER_ELEMENT).")
+
+
+def _too_many_ids(count: int, limits: EnvelopeLimits) -> EnvelopeTooManyIds:
+    return EnvelopeTooManyIds(f"The message carries {count} Id attributes or more; at most {limits.max_ids} are "
+                              "accepted (KRUISPUNT_MAX_IDS). Give Ids only to what the signature references.")
 
 
 def _long(limits: EnvelopeLimits) -> EnvelopeTextTooLong:

@@ -13,6 +13,7 @@ in, element by element (in a canonical form the n-th '<' opens the n-th element:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -32,33 +33,34 @@ def canonical(element: etree._Element, prefixes: Sequence[str] = ()) -> bytes:
 
 
 def _renderings(element: etree._Element, listed: frozenset[str]) -> list[dict[str, str]]:
-    """For each element in document order, the declarations of listed prefixes inclusive C14N renders on it."""
+    """For each element in document order, the declarations of listed prefixes inclusive C14N renders on it: on the
+    apex every one in scope (xmlns="" is not rendered there), below those it declares with another value than its
+    parent has in scope."""
     scope = element.nsmap
-    current = {p: scope.get(p or None, "") for p in listed}  # "" : not in scope (for "": no default namespace)
-    stack: list[dict[str, str]] = []
     out: list[dict[str, str]] = []
     own: dict[str, str] = {}
-    for event, item in etree.iterwalk(element, events=("start-ns", "start", "end")):
+    nothing: dict[str, str] = {}
+    for event, item in etree.iterwalk(element, events=("start-ns", "start")):
         if event == "start-ns":
             prefix, uri = item  # type: ignore[misc]
             if prefix in listed:
                 own[prefix] = uri
-        elif event == "start":
-            values = {**current, **own} if own else current
-            if out:
-                out.append({p: v for p, v in own.items() if v != current[p]})
-            else:  # the apex: every listed namespace in scope (xmlns="" is not rendered there)
-                out.append({p: v for p, v in values.items() if v})
-            stack.append(current)
-            current, own = values, {}
+        elif not out:
+            out.append({p: uri for p in listed if (uri := scope.get(p or None, ""))})
+            own = {}
+        elif not own:
+            out.append(nothing)
         else:
-            current = stack.pop()
+            parent = item.getparent().nsmap  # type: ignore[union-attr]
+            out.append({p: v for p, v in own.items() if v != parent.get(p or None, "")})
+            own = {}
     return out
 
 
 def _with_listed(exclusive: bytes, listed: frozenset[str], renderings: list[dict[str, str]]) -> bytes:
     pieces = exclusive.split(b"<")
     encoded = {p.encode() for p in listed}
+    declares_listed = _declaring(frozenset(encoded))
     index = 0
     for position in range(1, len(pieces)):
         piece = pieces[position]
@@ -66,12 +68,25 @@ def _with_listed(exclusive: bytes, listed: frozenset[str], renderings: list[dict
             continue
         rendered = renderings[index]
         index += 1
-        if not rendered and b" xmlns" not in piece:
-            continue
-        pieces[position] = _retagged(piece, encoded, rendered)
+        if rendered:  # the apex, or an element declaring a listed prefix anew: rebuild its declarations
+            pieces[position] = _retagged(piece, encoded, rendered)
+        else:  # elsewhere a listed prefix is only ever declared for being used: the apex has it in effect
+            end = piece.find(b">")  # ' xmlns:p="' cannot occur in an attribute value: c14n escapes its quotes
+            head = piece[:end]
+            if b" xmlns" in head:
+                pieces[position] = declares_listed.sub(b"", head) + piece[end:]
     if index != len(renderings):  # cannot happen for a canonical form of this element
         raise ValueError("the canonical form and the element differ in structure")
     return b"<".join(pieces)
+
+
+@functools.lru_cache(maxsize=256)
+def _declaring(prefixes: frozenset[bytes]) -> re.Pattern[bytes]:
+    """A declaration of one of the prefixes (b"" the default namespace), as libxml2 writes it in a start tag."""
+    names = sorted(re.escape(p) for p in prefixes if p)
+    alternatives = ([rb' xmlns:(?:' + b"|".join(names) + rb')="[^"]*"'] if names else []) + (
+        [rb' xmlns="[^"]*"'] if b"" in prefixes else [])
+    return re.compile(b"|".join(alternatives))
 
 
 def _retagged(piece: bytes, listed: set[bytes], rendered: dict[str, str]) -> bytes:

@@ -212,12 +212,21 @@ def _padded(stack, build: Callable[[etree._Element], None]) -> bytes:  # type: i
 
 def test_element_with_more_attributes_than_allowed_is_refused(stack) -> None:
     def crowded(root: etree._Element) -> None:
+        etree.SubElement(root.find(HEADER), q(ATTACKER, "Crowded"), {f"a{i}": "1" for i in range(65)})
+
+    refusal = refused(stack, _padded(stack, crowded), "Client.Envelope.TooManyAttributes")
+    assert "KRUISPUNT_MAX_ATTRIBUTES_PER_ELEMENT" in refusal.fault.reason
+    assert_nothing_attributed(refusal.record)
+
+
+def test_start_tag_of_a_hundred_thousand_attributes_is_refused_before_parsing(stack) -> None:
+    def crowded(root: etree._Element) -> None:
         etree.SubElement(root.find(HEADER), q(ATTACKER, "Crowded"), {f"a{i}": "1" for i in range(90_000)})
 
     data = _padded(stack, crowded)
     assert len(data) < 1_048_576
-    refusal = refused(stack, data, "Client.Envelope.TooManyAttributes")
-    assert "KRUISPUNT_MAX_ATTRIBUTES_PER_ELEMENT" in refusal.fault.reason
+    refusal = refused(stack, data, "Client.Envelope.TagTooLong")
+    assert "KRUISPUNT_MAX_TAG_BYTES" in refusal.fault.reason
     assert_nothing_attributed(refusal.record)
 
 
@@ -233,13 +242,12 @@ def test_attributes_spread_over_many_elements_are_refused_past_the_total(stack) 
 
 def test_more_namespace_declarations_than_allowed_are_refused(stack) -> None:
     def declarations(root: etree._Element) -> None:
-        holder = etree.SubElement(root.find(HEADER), q(ATTACKER, "Namespaces"),
-                                  nsmap={f"n{i}": f"urn:n:{i}" for i in range(30_000)})
-        holder.text = "x"
+        holder = etree.SubElement(root.find(HEADER), q(ATTACKER, "Namespaces"))
+        for i in range(1_100):
+            etree.SubElement(holder, q(f"urn:n:{i}", "e"), nsmap={f"n{i}": f"urn:n:{i}"})
 
-    data = _padded(stack, declarations)
-    assert len(data) < 1_048_576
-    refused(stack, data, "Client.Envelope.TooManyNamespaces")
+    refusal = refused(stack, _padded(stack, declarations), "Client.Envelope.TooManyNamespaces")
+    assert "KRUISPUNT_MAX_NAMESPACES" in refusal.fault.reason
 
 
 def test_more_elements_than_allowed_are_refused(stack) -> None:

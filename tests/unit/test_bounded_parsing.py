@@ -11,6 +11,7 @@ from lxml import etree
 from integrator.faults import (
     DuplicateId,
     EnvelopeForbiddenConstruct,
+    EnvelopeTagTooLong,
     EnvelopeTextTooLong,
     EnvelopeTooDeep,
     EnvelopeTooManyAttributes,
@@ -136,6 +137,13 @@ def test_utf16_takes_the_counting_road_and_keeps_every_limit() -> None:
 def test_forbidden_constructs_are_refused_on_both_roads(data: bytes) -> None:
     refused(data, EnvelopeForbiddenConstruct)
     refused(padded(data, 4_000) if b"<s:Body>" in data else data, EnvelopeForbiddenConstruct)
+
+
+def test_a_start_tag_longer_than_allowed_is_refused_but_not_a_long_comment_or_text() -> None:
+    limits = replace(LIMITS, max_tag_bytes=1_000, max_text_chars=100_000, max_attributes_per_element=1_000,
+                     max_attributes=1_000)
+    refused(envelope("<x " + " ".join(f'a{i}="1"' for i in range(200)) + "/>"), EnvelopeTagTooLong, limits)
+    parse_bounded(envelope("<x>" + "t" * 5_000 + "</x><!--" + "c" * 5_000 + "-->"), limits)
 
 
 def test_scaled_limits_grow_with_the_size_but_keep_the_depth() -> None:
