@@ -11,6 +11,7 @@ import binascii
 import copy
 import hashlib
 import hmac
+import threading
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -159,7 +160,9 @@ def _canonical(element: etree._Element, prefixes: tuple[str, ...]) -> bytes:
 
 def _signature_template() -> tuple[etree._Element, etree._Element]:
     """A ds:Signature with its constant SignedInfo head, and one ds:Reference with its constant parts: signing
-    copies them (a C-level deep copy) instead of building a dozen elements each time."""
+    copies them (a C-level deep copy) instead of building a dozen elements each time. Each thread has its own: a
+    copy shares the name dictionary of the document it is copied from, and that must not be written to by two
+    threads at once."""
     signature = etree.Element(q(DS, "Signature"), nsmap={"ds": DS})
     info = etree.SubElement(signature, SIGNED_INFO)
     etree.SubElement(info, _C14N_METHOD, Algorithm=EXC_C14N)
@@ -172,17 +175,25 @@ def _signature_template() -> tuple[etree._Element, etree._Element]:
     return signature, reference
 
 
-_SIGNATURE, _REFERENCE = _signature_template()
+_TEMPLATES = threading.local()  # per thread: libxml2's name dictionaries are not shared between threads
+
+
+def _templates() -> tuple[etree._Element, etree._Element]:
+    made = getattr(_TEMPLATES, "made", None)
+    if made is None:
+        made = _TEMPLATES.made = _signature_template()
+    return made
 
 
 def sign(targets: list[tuple[str, etree._Element]], key: rsa.RSAPrivateKey, key_info: etree._Element,
          parent: etree._Element) -> etree._Element:
     """Append to parent a ds:Signature over the (Id, element) targets: exc-c14n, RSA-SHA256, SHA-256."""
-    signature = copy.deepcopy(_SIGNATURE)
+    signature_template, reference_template = _templates()
+    signature = copy.deepcopy(signature_template)
     parent.append(signature)
     info = signature[0]
     for ident, element in targets:
-        reference = copy.deepcopy(_REFERENCE)
+        reference = copy.deepcopy(reference_template)
         reference.set("URI", f"#{ident}")
         reference[2].text = binascii.b2a_base64(hashlib.sha256(canonical(element)).digest(), newline=False).decode()
         info.append(reference)

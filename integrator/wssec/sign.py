@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import base64
 import copy
-import functools
 import hashlib
 import os
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -37,9 +37,15 @@ class SigningKey:
         der = cert.public_bytes(Encoding.DER)
         return cls(key=identity.load_key(), cert=cert, cert_der_b64=base64.b64encode(der).decode())
 
-    @functools.cached_property
+    @property
     def security_template(self) -> etree._Element:
-        return _security_template(self.cert_der_b64)
+        """wsse:Security with this key's token, made once per thread (see integrator.wssec.dsig._templates)."""
+        made: dict[str, etree._Element] = getattr(_TEMPLATES, "security", None) or {}
+        _TEMPLATES.security = made
+        template = made.get(self.cert_der_b64)
+        if template is None:
+            template = made[self.cert_der_b64] = _security_template(self.cert_der_b64)
+        return template
 
 
 def _utc(moment: datetime) -> str:
@@ -79,7 +85,7 @@ def sign_envelope(
     stamp[0].text = _utc(now)
     stamp[1].text = _utc(now + ttl)
     targets = [(_ensure_id(t, "id"), t) for t in (body, stamp, *(headers or []))]
-    key_info = copy.deepcopy(_KEY_INFO)
+    key_info = copy.deepcopy(_key_info())
     key_info[0][0].set("URI", f"#{token_id}")
     dsig.sign(targets, signing_key.key, key_info, security)
     return root
@@ -105,7 +111,14 @@ def _key_info_template() -> etree._Element:
     return key_info
 
 
-_KEY_INFO = _key_info_template()
+def _key_info() -> etree._Element:
+    made = getattr(_TEMPLATES, "key_info", None)
+    if made is None:
+        made = _TEMPLATES.key_info = _key_info_template()
+    return made
+
+
+_TEMPLATES = threading.local()  # per thread: libxml2's name dictionaries are not shared between threads
 _HEADER, _BODY = q(SOAP_ENV, "Header"), q(SOAP_ENV, "Body")
 
 

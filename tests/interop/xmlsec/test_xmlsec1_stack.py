@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
 
 from integrator.pki import Identity, create_ca, issue
-from tests.interop.common import KP, SOAP_ENV, Keys, parse, require, sample_keys, unsigned_lookup
+from tests.interop.common import KP, SOAP_ENV, Keys, parse, require, unsigned_lookup
 from tests.interop.xmlsec import xmlsec1_stack as stack
 from tests.interop.xmlsec.xmlsec1_stack import DS, EC, WSSE, WSU
 
@@ -30,16 +30,6 @@ def _installed() -> None:
 
 NS = {"ds": DS, "ec": EC, "wsse": WSSE, "wsu": WSU, "soapenv": SOAP_ENV, "kp": KP}
 BODY_TEXT = b"48021420212"
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> Keys:
-    return sample_keys(tmp_path)
-
-
-@pytest.fixture
-def unsigned() -> bytes:
-    return unsigned_lookup("75041214531", "48021420212", date(2026, 1, 1))
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,13 @@ python-xmlsec does not import next to this lxml (it is not in the project's requ
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
 from integrator.pki import create_ca, issue
-from tests.interop.common import KP, SOAP_ENV, Keys, parse, require, sample_keys, unsigned_lookup
+from tests.interop.common import KP, SOAP_ENV, Keys, parse, require
 from tests.interop.xmlsec import xmlsec1_stack as oracle
 from tests.interop.xmlsec import zeep_xmlsec as stack
 from tests.interop.xmlsec.xmlsec1_stack import DS, WSSE, WSU
@@ -23,16 +22,6 @@ def _installed() -> None:
 
 
 NS = {"ds": DS, "wsse": WSSE, "wsu": WSU, "soapenv": SOAP_ENV, "kp": KP}
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> Keys:
-    return sample_keys(tmp_path)
-
-
-@pytest.fixture
-def unsigned() -> bytes:
-    return unsigned_lookup("75041214531", "48021420212", date(2026, 1, 1))
 
 
 @pytest.mark.parametrize("config", sorted(stack.CONFIGS))
