@@ -1,9 +1,10 @@
 """Exclusive XML canonicalisation (with an InclusiveNamespaces PrefixList) of one element of a parsed tree.
 
-libxml2 makes the exclusive canonical form; the PrefixList is applied here, not by libxml2, for two reasons:
-lxml passes libxml2 only prefixes its parser has seen as names, so "#default" (the default namespace, as WSS4J
-writes it) never arrives; and libxml2 looks every listed prefix up again at every element, a cost of elements x
-listed prefixes x namespaces in scope that a hostile PrefixList turns into minutes.
+libxml2 makes the exclusive canonical form; a PrefixList is applied here, not by libxml2, unless it is short and
+few namespaces are in scope, for two reasons: lxml passes libxml2 only prefixes its parser has seen as names, so
+"#default" (the default namespace, as WSS4J writes it) never arrives; and libxml2 looks every listed prefix up
+again at every element, a cost of elements x listed prefixes x namespaces in scope that a hostile PrefixList turns
+into minutes.
 
 Exclusive C14N renders a listed prefix as inclusive C14N does: on the apex every namespace in scope for it, below
 only where an element declares it with another value than its parent has in scope; and it no longer renders it for
@@ -23,8 +24,23 @@ DEFAULT = "#default"
 _DECLARATION = re.compile(rb' xmlns(?::([^=]+))?="([^"]*)"')
 
 
+# libxml2 applies a PrefixList itself where its cost (elements x listed prefixes x namespaces in scope) stays
+# small whatever the element's size: a few prefixes, a few namespaces in scope (WSS4J's lists, for one)
+LIBXML2_PREFIXES, LIBXML2_SCOPE = 8, 32
+
+
 def canonical(element: etree._Element, prefixes: Sequence[str] = ()) -> bytes:
     """The exclusive canonical form (without comments) of element and its descendants."""
+    if not prefixes:
+        return etree.tostring(element, method="c14n", exclusive=True, with_comments=False)
+    if DEFAULT not in prefixes and len(prefixes) <= LIBXML2_PREFIXES and len(element.nsmap) <= LIBXML2_SCOPE:
+        return etree.tostring(element, method="c14n", exclusive=True, with_comments=False,
+                              inclusive_ns_prefixes=list(prefixes))
+    return with_prefix_list(element, prefixes)
+
+
+def with_prefix_list(element: etree._Element, prefixes: Sequence[str]) -> bytes:
+    """canonical() with the PrefixList applied by kruispunt (any prefixes, "#default" too)."""
     exclusive = etree.tostring(element, method="c14n", exclusive=True, with_comments=False)
     listed = frozenset("" if p == DEFAULT else p for p in prefixes) - {"xml", "xmlns"}
     if not listed:

@@ -19,7 +19,7 @@ from integrator.faults import AlgorithmRefused, KeyReferenceUnsupported, Securit
 from integrator.namespaces import DS, EXC_C14N, KP, WSSE, q
 from integrator.pki import Identity, create_ca, issue
 from integrator.wssec import dsig
-from integrator.wssec.c14n import canonical
+from integrator.wssec.c14n import canonical, with_prefix_list
 from integrator.wssec.sign import SigningKey, new_envelope, sign_envelope
 from integrator.wssec.tokens import X509_PKIPATH, Signer, signing_certificate
 from integrator.wssec.trust import TrustStore
@@ -153,6 +153,7 @@ def test_default_namespace_in_the_prefix_list_is_rendered_as_exclusive_c14n_says
                                                                                  prefixes: tuple[str, ...],
                                                                                  expected: bytes) -> None:
     assert canonical(etree.fromstring(document)[0], prefixes) == expected
+    assert with_prefix_list(etree.fromstring(document)[0], prefixes) == expected
 
 
 # --- key references -----------------------------------------------------------------------------------------
@@ -238,6 +239,7 @@ def test_prefix_lists_are_applied_as_libxml2_applies_them() -> None:
             for count in range(1, len(prefixes) + 1):
                 chosen = prefixes[-count:]
                 expected = etree.tostring(element, method="c14n", exclusive=True, inclusive_ns_prefixes=chosen)
+                assert with_prefix_list(element, chosen) == expected, (element.tag, chosen)
                 assert canonical(element, chosen) == expected, (element.tag, chosen)
                 compared += 1
     assert compared > 1_000
