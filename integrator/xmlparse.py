@@ -97,6 +97,8 @@ def parse_bounded(data: bytes, limits: EnvelopeLimits) -> Parsed:
     if ascii_compatible and _within_bounds(data, limits):
         root = _parse_whole(data)
         _refuse_constructs(root)
+        if len(data) > limits.max_text_chars:
+            _check_texts(root, limits)
         ids, elements = _index(root, limits)
         if elements > limits.max_depth and _deeper(limits.max_depth)(root):
             raise _too_deep(limits)
@@ -154,6 +156,7 @@ def _index(root: etree._Element, limits: EnvelopeLimits) -> tuple[dict[str, etre
 
 
 _LONG_TEXT = etree.XPath("boolean(//text()[string-length(.) > $n])")
+_LONG_VALUE = etree.XPath("boolean(//@*[string-length(.) > $n])")
 _PARSERS = threading.local()  # an lxml parser serves one thread at a time
 _ID_NAMES = frozenset({"Id", "ID", "id"})  # wsu:Id, xml-crypto's Id, and the spellings a wrapping attack might use
 
@@ -185,15 +188,19 @@ def _ascii_compatible(data: bytes) -> bool:
     return bool(_ASCII_DECLARATION.match(head)) or not _ANY_DECLARATION.match(head)
 
 
+def _elements_at_most(data: bytes) -> int:
+    """Each element opens with one '<' and, unless empty (<a/>), closes with one '</'."""
+    return data.count(b"<") - data.count(b"</")
+
+
 def _within_bounds(data: bytes, limits: EnvelopeLimits) -> bool:
-    """Whether the document cannot break a limit, judged by its size and, past that, by counting bytes: an element
+    """Whether the document cannot break a count limit, judged by its size and, past that, by counting bytes (text
+    lengths are looked at in the tree): an element
     takes at least 4 bytes (<a/>) and one '<'; an attribute 5 ( a="") and one '='; a namespace declaration 9
     ( xmlns="") and one 'xmlns' (and the declarations in scope of an element are at most all of them)."""
     size = len(data)
-    if size > limits.max_text_chars:
-        return False
     namespaces = min(limits.max_namespaces, limits.max_namespaces_in_scope)
-    return ((size // 4 <= limits.max_elements or data.count(b"<") <= limits.max_elements)
+    return ((size // 4 <= limits.max_elements or _elements_at_most(data) <= limits.max_elements)
             and (size // 5 <= limits.max_attributes or data.count(b"=") <= limits.max_attributes)
             and (size // 9 <= namespaces or data.count(b"xmlns") <= namespaces))
 
@@ -222,9 +229,17 @@ def _parse_counted(data: bytes, limits: EnvelopeLimits) -> etree._Element:
     except etree.XMLSyntaxError as exc:
         raise _syntax(exc) from None
     root = _parse_whole(data)
-    if len(data) > limits.max_text_chars and _LONG_TEXT(root, n=limits.max_text_chars):
-        raise _long(limits)  # text is looked at in the tree, by libxml2's XPath: a callback per text costs more
+    if len(data) > limits.max_text_chars:
+        _check_texts(root, limits)
     return root
+
+
+def _check_texts(root: etree._Element, limits: EnvelopeLimits) -> None:
+    """Text is looked at in the tree, by libxml2's XPath (a callback per text costs more); attribute values are
+    shorter than a start tag may be (KRUISPUNT_MAX_TAG_BYTES), or the counting parser saw them."""
+    if _LONG_TEXT(root, n=limits.max_text_chars) or (
+            limits.max_tag_bytes > limits.max_text_chars and _LONG_VALUE(root, n=limits.max_text_chars)):
+        raise _long(limits)
 
 
 class _Counter:
