@@ -265,7 +265,7 @@ def sanity(stack: Stack, case: str) -> dict[str, Any]:
     if status != 200:
         text = f"HTTP {status}\n" + body.decode(errors="replace")
         raise RuntimeError(f"{LABELS[case]}: {describe_bad(text)}")
-    verified = verify_envelope(parse_envelope(body, EnvelopeLimits(max_bytes=10_000_000)), trust, SecurityPolicy(),
+    verified = verify_envelope(parse_envelope(body, EnvelopeLimits().scaled(10_000_000)), trust, SecurityPolicy(),
                                datetime.now(UTC))
     if fingerprint(verified.certificate) != fingerprint(integrator):
         raise RuntimeError(f"{LABELS[case]}: the answer is not signed by the integrator")

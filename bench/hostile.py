@@ -289,14 +289,14 @@ def judged_ms(r: dict[str, Any], lookup: dict[str, Any]) -> float:
 def split_lines(rated: list[Case], cost: dict[str, float], inproc: dict[str, Any],
                 served: dict[str, Any]) -> list[str]:
     """The worst class among those a sender without a registered key can send (unsigned, or signed by a key that
-    is not the caller's), and the worst class next to a valid request of as many elements (9,000) as it holds."""
+    is not the caller's), and the worst class next to a valid request of as many elements (4,900) as it holds."""
     keyless = [c for c in rated if not c.name.startswith("within, signed")]
     worst_keyless = max(keyless, key=lambda c: cost[c.name])
     elements_ms = inproc[VALID_ELEMENTS]["ms"]
     worst_rich = max(rated, key=lambda c: inproc[c.name]["ms"])
     return [f"  without a registered key, the worst: {worst_keyless.name} ({cost[worst_keyless.name]:.1f}x ref by "
             f"worker CPU, {inproc[worst_keyless.name]['ratio']:.1f}x in-process)",
-            f"  next to a valid request of 9,000 elements ({elements_ms:.2f} ms in-process): {worst_rich.name} "
+            f"  next to a valid request of 4,900 elements ({elements_ms:.2f} ms in-process): {worst_rich.name} "
             f"{inproc[worst_rich.name]['ms'] / elements_ms:.1f}x in-process, worker CPU "
             f"{served[worst_rich.name]['cpu_ms'] / served[VALID_ELEMENTS]['cpu_ms']:.1f}x"]
 

@@ -85,6 +85,7 @@ def unsigned(write: Callable[[int], bytes]) -> Build:
 
 # --- what the trees are filled with ---------------------------------------------------------------------------
 NAMESPACES = {f"p{i}": f"urn:kruispunt:bench:ns{i}" for i in range(1020)}
+ELEMENTS = 4_900  # under the Body of the element-rich classes (KRUISPUNT_MAX_ELEMENTS: 5,000)
 IN_SCOPE = 120  # declared on the Envelope of the within-limit classes (KRUISPUNT_MAX_NAMESPACES_IN_SCOPE: 128)
 ENVELOPE_NS = dict(list(NAMESPACES.items())[:IN_SCOPE - 2])  # with soapenv and wsu: IN_SCOPE on the Envelope
 PREFIXED = list(NAMESPACES.values())
@@ -108,10 +109,10 @@ def crowded_rows(tree: Tree, n: int) -> Sequence[etree._Element]:
 
 
 def many_elements(namespaces: Sequence[str]) -> Decorate:
-    """9,000 elements under the Body, in the given namespaces in turn, n characters of text each."""
+    """ELEMENTS elements under the Body, in the given namespaces in turn, n characters of text each."""
     def decorate(tree: Tree, n: int) -> Sequence[etree._Element]:
         holder = pad(tree)
-        for i in range(9000):
+        for i in range(ELEMENTS):
             etree.SubElement(holder, f"{{{namespaces[i % len(namespaces)]}}}e").text = "x" * n
         return ()
     return decorate
@@ -167,7 +168,7 @@ def spaces(tree: Tree, n: int) -> Sequence[etree._Element]:
 
 
 def everything(tree: Tree, n: int) -> Sequence[etree._Element]:
-    """Every limit at once: 9,000 elements in IN_SCOPE - 3 namespaces (and the default one), 62 elements with 63
+    """Every limit at once: ELEMENTS elements in IN_SCOPE - 3 namespaces (and the default one), 62 elements with 63
     attributes and 47 of them a wsu:Id (64 Ids in all once signed), a chain 64 levels deep, n characters of text
     each."""
     holder = pad(tree)
@@ -176,7 +177,7 @@ def everything(tree: Tree, n: int) -> Sequence[etree._Element]:
     for _ in range(60):
         chain = etree.SubElement(chain, f"{{{TAX_NS}}}Level")
         chain.text = "x" * n
-    for i in range(9000 - 60):
+    for i in range(ELEMENTS - 60):
         attrs = {f"a{j}": "v" for j in range(63)} if i < 62 else {}
         if i < 47:
             attrs[WSU_ID] = f"item-{i}"
@@ -336,7 +337,7 @@ def hostile_signed(scope: int) -> list[Case]:
         Case(f"references: #default + {scope} prefixes, Body x14, signed", "hostile", sec + "SignatureInvalid",
              request(scoped_body(scope), rereferenced(13, prefixes=prefix_list(scope), alias_namespaces=PREFIXED[:10]),
                      nsmap=in_scope(scope)), signed=True),
-        Case(f"PrefixList #default + {scope} in scope, 9,000 el., no key", "hostile", sec + "SignatureInvalid",
+        Case(f"PrefixList #default + {scope} in scope, 4,900 el., no key", "hostile", sec + "SignatureInvalid",
              request(scoped_body(scope), rereferenced(prefixes=prefix_list(scope), keyless=True),
                      nsmap=in_scope(scope)), signed=True),
         Case("wrapping: signed Body in a wrapper header, new Body", "hostile", sec + "UnsignedContent",
@@ -356,7 +357,7 @@ def within(*, signed: bool) -> list[Case]:
     return [
         Case(f"within, {tag}: 63 attributes on each of 64 elements", "within", expect,
              request(crowded_rows, signed=signed), signed=signed),
-        Case(f"within, {tag}: {IN_SCOPE} ns on Envelope, 9,000 elements", "within", expect,
+        Case(f"within, {tag}: {IN_SCOPE} ns on Envelope, 4,900 elements", "within", expect,
              request(many_elements(list(ENVELOPE_NS.values())), signed=signed, nsmap=dict(ENVELOPE_NS)),
              signed=signed),
         Case(f"within, {tag}: a 700 KB text", "within", expect, request(long_text, signed=signed), signed=signed),
@@ -371,10 +372,10 @@ def within_signed_only(scope: int) -> list[Case]:
     return [
         Case("within, signed: 16 references (13 big header blocks)", "within", CONTRACT,
              request(big_blocks), signed=True),
-        Case(f"within, signed: PrefixList of {scope} in scope, 9,000 el.", "within", CONTRACT,
+        Case(f"within, signed: PrefixList of {scope} in scope, 4,900 el.", "within", CONTRACT,
              request(scoped_body(scope), rereferenced(prefixes=prefix_list(scope, default=False)),
                      nsmap=in_scope(scope)), signed=True),
-        Case(f"within, signed: PrefixList #default, {scope} ns, 9,000 el.", "within", CONTRACT,
+        Case(f"within, signed: PrefixList #default, {scope} ns, 4,900 el.", "within", CONTRACT,
              request(scoped_body(scope), rereferenced(prefixes=prefix_list(scope, named=False)),
                      nsmap=in_scope(scope)), signed=True),
         Case("within, signed: one ~1 MiB comment in the Body", "within", "200", request(comment), signed=True),
@@ -385,7 +386,7 @@ def within_signed_only(scope: int) -> list[Case]:
 
 VALID_SMALL = "valid: signed lookup (small)"
 VALID_BIG = "valid: signed lookup, ~1 MiB Body"
-VALID_ELEMENTS = "valid: signed lookup, ~1 MiB Body of 9,000 elements"
+VALID_ELEMENTS = "valid: signed lookup, ~1 MiB Body of 4,900 elements"
 
 
 def all_cases(scope: int = IN_SCOPE) -> list[Case]:

@@ -174,7 +174,7 @@ def sanity(stack: Stack) -> dict[str, Any]:
         status, body, timing = _post(stack.urls[kind], data)
         if status != 200:
             raise RuntimeError(f"{LABELS[kind]}: HTTP {status}\n{body[:1500].decode(errors='replace')}")
-        verified = verify_envelope(parse_envelope(body, EnvelopeLimits(max_bytes=10_000_000)), trust, SecurityPolicy(),
+        verified = verify_envelope(parse_envelope(body, EnvelopeLimits().scaled(10_000_000)), trust, SecurityPolicy(),
                                    datetime.now(UTC))
         if fingerprint(verified.certificate) != signers[kind]:
             raise RuntimeError(f"{LABELS[kind]}: the answer is signed by an unexpected certificate")

@@ -301,7 +301,7 @@ class Target:
         self.settings = Settings.from_env(side.env)
         self.engine = make_engine(side.database_url)
         self.sessions = session_factory(self.engine)
-        limits = EnvelopeLimits(max_bytes=max_bytes) if max_bytes else self.settings.peer_limits
+        limits = EnvelopeLimits().scaled(max_bytes) if max_bytes else self.settings.peer_limits
         self.client = PeerClient(SigningKey.from_identity(side.identity),
                                  TrustStore.from_files(self.settings.trust_anchor_paths, self.settings.crl_path),
                                  limits)

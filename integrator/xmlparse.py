@@ -44,7 +44,7 @@ class EnvelopeLimits:
 
     max_bytes: int = 1_048_576  # KRUISPUNT_MAX_REQUEST_BYTES
     max_depth: int = 64  # KRUISPUNT_MAX_DEPTH
-    max_elements: int = 10_000  # KRUISPUNT_MAX_ELEMENTS
+    max_elements: int = 5_000  # KRUISPUNT_MAX_ELEMENTS: a request's data travels as text (documents in base64)
     max_attributes: int = 4_096  # KRUISPUNT_MAX_ATTRIBUTES: in the whole document
     max_attributes_per_element: int = 64  # KRUISPUNT_MAX_ATTRIBUTES_PER_ELEMENT
     max_namespaces: int = 1_024  # KRUISPUNT_MAX_NAMESPACES: namespace declarations in the whole document

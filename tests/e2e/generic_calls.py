@@ -145,7 +145,7 @@ class SignedAnswer:
 def signed_by_integrator(stack, reply: requests.Response) -> tuple[str, etree._Element, etree._Element]:  # type: ignore[no-untyped-def]
     """The ticket, the signed kp:Answer header and the Body's element of an answer or a fault, after checking it is
     signed by the integrator and its kp:Answer carries the ticket of the X-Kruispunt-Ticket header."""
-    envelope = parse_envelope(reply.content, EnvelopeLimits(max_bytes=16 * 1024 * 1024))
+    envelope = parse_envelope(reply.content, EnvelopeLimits().scaled(16 * 1024 * 1024))
     verified = verify_envelope(envelope, trust_store(stack), SecurityPolicy(), datetime.now(UTC))
     integrator_cert = load_trust_anchors([stack.settings.pki_dir / "integrator.crt"])[0]
     assert fingerprint(verified.certificate) == fingerprint(integrator_cert)

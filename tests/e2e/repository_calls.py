@@ -105,7 +105,7 @@ class Answer:
 def answer_of(stack, reply: requests.Response, tag: str) -> Answer:  # type: ignore[no-untyped-def]
     """The answer's body as data, after checking it is signed by the integrator and valid against its XSD."""
     assert reply.status_code == 200, f"HTTP {reply.status_code}: {fault_of(reply).reason}"
-    envelope = parse_envelope(reply.content, EnvelopeLimits(max_bytes=16 * 1024 * 1024))
+    envelope = parse_envelope(reply.content, EnvelopeLimits().scaled(16 * 1024 * 1024))
     trust = TrustStore.from_files(stack.settings.trust_anchor_paths, stack.settings.crl_path)
     verified = verify_envelope(envelope, trust, SecurityPolicy(), datetime.now(UTC))
     integrator_cert = load_trust_anchors([stack.settings.pki_dir / "integrator.crt"])[0]
