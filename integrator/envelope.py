@@ -9,7 +9,7 @@ from lxml import etree
 
 from integrator.faults import EnvelopeMalformed, MustUnderstand
 from integrator.namespaces import SOAP_ENV, q
-from integrator.xmlparse import EnvelopeLimits, check_size, index_ids, parse_bounded, safe_parser
+from integrator.xmlparse import EnvelopeLimits, index_ids, parse_bounded
 
 ACTOR_NEXT = "http://schemas.xmlsoap.org/soap/actor/next"
 MUST_UNDERSTAND = q(SOAP_ENV, "mustUnderstand")
@@ -82,5 +82,4 @@ def check_understood(envelope: Envelope, understood: Collection[str]) -> None:
                 "process it; leave the header out or send it with mustUnderstand=\"0\".")
 
 
-__all__ = ["Envelope", "EnvelopeLimits", "addressed_to_us", "check_size", "check_understood", "must_understand",
-           "parse_envelope", "safe_parser"]
+__all__ = ["Envelope", "EnvelopeLimits", "addressed_to_us", "check_understood", "must_understand", "parse_envelope"]

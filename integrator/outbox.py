@@ -19,8 +19,8 @@ from sqlalchemy import DateTime, Integer, String, Text, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from integrator.dispatch import Dispatcher
-from integrator.envelope import safe_parser
 from integrator.faults import BackendFault, BackendNotRegistered, KruispuntFault
+from integrator.xmlparse import safe_parser
 from repository.base import Base, aware
 
 log = logging.getLogger("kruispunt.outbox")

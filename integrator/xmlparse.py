@@ -1,11 +1,13 @@
 """Bounded XML parsing: the bytes become one lxml tree, and nothing that makes XML processing expensive gets past.
 
 Two roads lead to the same tree. Cheap byte counts (at the speed of memchr) give upper bounds on the elements,
-attributes, namespace declarations and text a document can hold; when every bound is inside the limits, libxml2
-parses the whole document at once and a few C-level XPath probes check what the bounds do not cover (depth,
-attributes on one element). When a bound is over a limit, the document is fed to a pull parser in chunks and
-counted exactly as it is parsed, so a hostile document is refused after at most one chunk past the limit it
-breaks, before anything expensive (canonicalisation, schema validation) looks at it.
+attributes and namespace declarations a document can hold, and one regular-expression scan finds a start tag longer
+than allowed; when every bound is inside the limits, libxml2 parses the whole document at once and one walk of the
+tree checks what the bounds do not cover (attributes on one element, Ids; depth and long texts by XPath). When a
+bound is over a limit, a tree-less parser is fed the document in chunks and counts as it goes, so a hostile
+document is refused after at most one chunk past the limit it breaks, with no partial tree left behind; a
+document within every limit is then parsed whole. Either way before anything expensive (canonicalisation, schema
+validation) looks at it.
 """
 
 from __future__ import annotations

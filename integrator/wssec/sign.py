@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
-from integrator.namespaces import BASE64_BINARY, DS, EXC_C14N, SOAP_ENV, WSSE, WSU, WSU_ID, X509_TOKEN, q
+from integrator.namespaces import BASE64_BINARY, DS, SOAP_ENV, WSSE, WSU, WSU_ID, X509_TOKEN, q
 from integrator.pki import Identity
 from integrator.wssec import dsig
 
@@ -136,4 +136,4 @@ def new_envelope() -> tuple[etree._Element, etree._Element, etree._Element]:
     return root, header, body
 
 
-__all__ = ["EXC_C14N", "SigningKey", "new_envelope", "sign_envelope", "signature_digest"]
+__all__ = ["SigningKey", "new_envelope", "sign_envelope", "signature_digest"]
