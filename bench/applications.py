@@ -110,9 +110,9 @@ def application_fields(person: Any, member: Any, file_number: str) -> dict[str, 
 def signed_application(official: str, person_index: int, message_id: str, key: Any) -> tuple[bytes, Any]:
     """(envelope bytes, the SubmitApplicationRequest element sent): Body, Timestamp and kp:Caller (purpose
     SOCIAL_APPLICATION, the given MessageId) signed with key, as tests/e2e/application_calls.py signs."""
+    from kruispunt_client.xml import build
     from lxml import etree
 
-    from integrator.contract import build
     from integrator.namespaces import KP, q
     from integrator.wssec.sign import new_envelope, sign_envelope
     from services.backends.persons import PERSONS
@@ -155,7 +155,7 @@ class Signer:
     the demo persons in turn."""
 
     def __init__(self, keys: dict[str, tuple[Path, Path]], processes: int) -> None:
-        from services.demo import OFFICIALS
+        from services.demo_organisations import OFFICIALS
 
         self.applicant_official = OFFICIALS[0].insz  # An Verhoeven, Kruisdorp: granted Applications
         self.pool = SignerPool(keys, processes)
@@ -244,16 +244,16 @@ def sanity(stack: Stack, case: str) -> dict[str, Any]:
     """One submission checked as its receiver would: the answer signed by the integrator and bound to the request,
     Delivery/State as expected, the receipt signed by the integrator over this very application (digest), with
     the same ticket and, for A, the institution's reference; for A the intake filed it once."""
+    from kruispunt_client.receipt import application_digest, verify_receipt
     from lxml import etree
 
     from integrator.envelope import EnvelopeLimits, parse_envelope
     from integrator.namespaces import KP, q
     from integrator.pki import Identity, fingerprint
-    from integrator.receipt import application_digest, verify_receipt
     from integrator.wssec.sign import SigningKey, signature_digest
     from integrator.wssec.trust import TrustStore
     from integrator.wssec.verify import SecurityPolicy, verify_envelope
-    from services.demo import OFFICIALS
+    from services.demo_organisations import OFFICIALS
 
     settings = stack.settings
     trust = TrustStore.from_files(settings.trust_anchor_paths, settings.crl_path)
@@ -489,8 +489,9 @@ def check_outcomes(stack: Stack, tags: dict[str, str], measured: dict[str, dict[
     """After the drain: every bench application stored once with its outbox entry DELIVERED, the intake filed each
     ticket exactly once (A: at the first, inline attempt), the stored receipts (a sample) verify and say what the
     answer said (A: DELIVERED with the institution's reference; S: FORWARDING_PENDING)."""
+    from kruispunt_client.receipt import verify_receipt
+
     from integrator.pki import Identity
-    from integrator.receipt import verify_receipt
     from repository.applications import Application
 
     settings = stack.settings

@@ -35,7 +35,7 @@ def prepare_stack(args: argparse.Namespace, var: Path,
 
 def kruisdorp_key_files(pki: Path) -> tuple[Path, Path]:
     """Certificate and key of the demo organisation Gemeente Kruisdorp, whose demo official the benches sign as."""
-    from services.demo import KRUISDORP
+    from services.demo_organisations import KRUISDORP
 
     org = f"org-{KRUISDORP.enterprise_number}"
     return pki / f"{org}.crt", pki / f"{org}.key"

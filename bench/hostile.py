@@ -434,7 +434,7 @@ def bench(args: argparse.Namespace, run: Run) -> int:
 def _parties(settings: Settings) -> tuple[Maker, TrustStore, AnswerCheck]:
     """Who signs the requests (the demo official of Gemeente Kruisdorp), what verifies the answers."""
     from services.backends.persons import PERSONS
-    from services.demo import OFFICIALS
+    from services.demo_organisations import OFFICIALS
 
     pki = settings.pki_dir
     cert, key = kruisdorp_key_files(pki)

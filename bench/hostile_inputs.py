@@ -21,9 +21,9 @@ from datetime import UTC, date, datetime
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+from kruispunt_client.xml import build
 from lxml import etree
 
-from integrator.contract import build
 from integrator.namespaces import DS, EXC_C14N, KP, SOAP_ENV, WSSE, WSU, q
 from integrator.wssec.c14n import canonical
 from integrator.wssec.sign import SigningKey, sign_envelope

@@ -80,9 +80,9 @@ LABELS = {"direct": "(D) direct signed call of the backend", "pass": "(P) generi
 def signed_request(kind: str, official: str, insz: str, on: str, key: Any) -> tuple[bytes, bytes]:
     """(envelope bytes, SHA-256 of its SignatureValue). kind "pass": as tests/e2e/test_federation.py StatusRequest
     (kp:Caller signed too); kind "direct": as Dispatcher.exchange (Body + Timestamp, the integrator's key)."""
+    from kruispunt_client.xml import build
     from lxml import etree
 
-    from integrator.contract import build
     from integrator.wssec.sign import signature_digest
 
     payload = build(f"{{{SS}}}get_statuses", {"insz": insz, "reference_date": on})
@@ -100,7 +100,7 @@ class Signer:
 
     def __init__(self, keys: dict[str, tuple[Path, Path]], processes: int) -> None:
         from services.backends.persons import PERSONS
-        from services.demo import OFFICIALS
+        from services.demo_organisations import OFFICIALS
 
         self.persons = [p.insz for p in PERSONS]
         self.official = OFFICIALS[0].insz  # An Verhoeven, Kruisdorp: granted StatusSource for PURPOSE_TAX
@@ -157,7 +157,7 @@ def sanity(stack: Stack) -> dict[str, Any]:
     from integrator.wssec.trust import TrustStore
     from integrator.wssec.verify import SecurityPolicy, verify_envelope
     from services.backends.persons import PERSONS
-    from services.demo import OFFICIALS
+    from services.demo_organisations import OFFICIALS
 
     trust = TrustStore.from_files(stack.settings.trust_anchor_paths, stack.settings.crl_path)
     keys = {k: SigningKey.from_identity(Identity(k, c, p)) for k, (c, p) in stack.keys().items()}

@@ -31,7 +31,7 @@ BENCH = Path(__file__).resolve().parent
 PROJECT = BENCH.parent
 RESULTS = BENCH / "results"
 GUNICORN_CONF = PROJECT / "gunicorn.conf.py"
-INTEGRATOR_APP = "integrator.wsgi:create_app()"
+INTEGRATOR_APP = "integrator.faces.wsgi:create_app()"
 BACKEND_APP = "services.backends.wsgi:create_app()"
 
 

@@ -52,10 +52,11 @@ class SignerPool:
 def signed_envelope(payload: Any, key: Any, official: str | None = None) -> Any:
     """A SOAP envelope around payload, signed with key (Body + Timestamp); with official also a kp:Caller header
     (demo purpose PURPOSE_TAX, a new MessageId), signed too, as tests/support.py's Request(...).signed() does."""
-    from integrator.contract import build
+    from kruispunt_client.xml import build
+
     from integrator.namespaces import KP, q
     from integrator.wssec.sign import new_envelope, sign_envelope
-    from services.demo import PURPOSE_TAX
+    from services.demo_organisations import PURPOSE_TAX
 
     root, header, body = new_envelope()
     body.append(payload)

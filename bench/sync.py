@@ -361,7 +361,7 @@ class Target:
         cursor_before = self.peer().cursor
         children = children_cpu()
         began = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "integrator.cli", "peer", "sync", SOURCE_NAME, "--quiet"],
+        done = subprocess.run([sys.executable, "-m", "integrator.faces.cli", "peer", "sync", SOURCE_NAME, "--quiet"],
                               env=self.side.env, cwd=PROJECT, capture_output=True, text=True, timeout=1800)
         seconds = time.perf_counter() - began
         cpu = children_cpu() - children
@@ -616,7 +616,8 @@ def _mb(value: int | None, width: int, digits: int) -> str:
 def probe_defaults(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     """One GetChanges page at the product's defaults (PAGE items, the default envelope limit), unapplied: does
     the first page of a large repository fit?"""
-    from integrator.contract import build
+    from kruispunt_client.xml import build
+
     from integrator.federation import FD, FEDERATION_PATH, PAGE, SYNC_PURPOSE
     from integrator.namespaces import KP, q
 
@@ -681,7 +682,7 @@ def main(argv: list[str] | None = None) -> int:
 def bench(args: argparse.Namespace, bench_run: Run) -> int:
     from integrator import commands
     from integrator.config import Settings
-    from services.demo import enterprise_number
+    from services.demo_organisations import enterprise_number
 
     procs, work = bench_run.procs, bench_run.work
     gconf = gunicorn_settings(args)

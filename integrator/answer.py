@@ -6,9 +6,9 @@ import base64
 from datetime import UTC, datetime
 from typing import Any
 
+from kruispunt_client.xml import build
 from lxml import etree
 
-from integrator.contract import build
 from integrator.faults import KruispuntFault
 from integrator.namespaces import KP, SOAP_ENV, q
 from integrator.wssec.sign import SigningKey, new_envelope, sign_envelope

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import DateTime, String, Text, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -12,7 +12,13 @@ from repository.base import Base
 
 
 class AuditRecord(Base):
-    """Who asked what about whom, when, why, and how it ended."""
+    """Who asked what about whom, when, why, and how it ended.
+
+    On PostgreSQL the table is partitioned by month of received_at (migration 0009, integrator/partitions.py), and
+    its primary key there is (ticket, received_at), as a partitioned table's must hold the partition key. The ORM
+    still identifies a record by its ticket alone (unique by construction: 128 random bits), so
+    session.get(AuditRecord, ticket) works on both databases; on SQLite the table is plain, keyed by ticket. The
+    request path only ever inserts here."""
 
     __tablename__ = "audit_records"
     ticket: Mapped[str] = mapped_column(String(48), primary_key=True)
@@ -37,54 +43,10 @@ class AuditRecord(Base):
     forwarded_tickets: Mapped[str | None] = mapped_column(String(400), nullable=True)  # its ticket, then upstream
 
 
-@dataclass
-class AuditDraft:
-    """What the stages learn about a transaction as it travels; written once at the end."""
-
-    ticket: str
-    received_at: datetime
-    request_digest: str
-    service: str | None = None
-    operation: str | None = None
-    organisation: str | None = None
-    certificate: str | None = None
-    official: str | None = None
-    purpose: str | None = None
-    message_id: str | None = None
-    person: str | None = None
-    outcome: str = "FAULT"
-    fault_code: str | None = None
-    detail: str | None = None
-    came_from: str | None = None
-    came_from_ticket: str | None = None
-    forwarded_to: str | None = None
-    forwarded_tickets: str | None = None
-    request_signature_digest: bytes | None = None  # not stored: binds the answer (or fault) to the request
+def write_audit(session: Session, values: dict[str, Any]) -> None:
+    """Add the record to the session's transaction; the pipeline commits it together with the transaction's
+    effects (integrator/journey.py assembles the values)."""
+    session.execute(_INSERT, values)
 
 
-def write_audit(session: Session, draft: AuditDraft, answered_at: datetime, response_digest: str) -> None:
-    """Add the record to the session's transaction; the caller commits it together with the transaction's effects."""
-    session.execute(
-        insert(AuditRecord).values(
-            ticket=draft.ticket,
-            received_at=draft.received_at,
-            answered_at=answered_at,
-            organisation=draft.organisation,
-            certificate=draft.certificate,
-            official=draft.official,
-            purpose=draft.purpose,
-            message_id=draft.message_id,
-            service=draft.service,
-            operation=draft.operation,
-            person=draft.person,
-            outcome=draft.outcome,
-            fault_code=draft.fault_code,
-            detail=draft.detail,
-            request_digest=draft.request_digest,
-            response_digest=response_digest,
-            came_from=draft.came_from,
-            came_from_ticket=draft.came_from_ticket,
-            forwarded_to=draft.forwarded_to,
-            forwarded_tickets=draft.forwarded_tickets,
-        )
-    )
+_INSERT = insert(AuditRecord)  # built once; each request only binds its values

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,7 +20,7 @@ from integrator.faults import (
     PersonNotInFiles,
 )
 from repository.peers import PeerView, peer_by_certificate
-from repository.queries import OrganisationView, caller_facts, organisation_by_certificate
+from repository.queries import CallerFacts, OrganisationView, caller_facts, organisation_by_certificate
 
 
 @dataclass(frozen=True)
@@ -32,22 +31,34 @@ class Caller:
     message_id: str
 
 
-def authorise(
-    session: Session, fingerprint: str, header: dict[str, str], service: str, now: datetime,
-    on_organisation: Callable[[str], None] | None = None, person: str | None = None,
-) -> Caller:
-    """Refuse unless the certificate's organisation employs the official with a grant for service + purpose,
-    and (for a service that concerns a person) has that person in its files for the purpose today."""
-    official, purpose = header["Official"], header["Purpose"]
-    facts = caller_facts(session, fingerprint, official, service, purpose, now.date(), person)
+@dataclass(frozen=True)
+class Calling:
+    """What the caller stage found: who is asking, and by which integrators the request came (federation)."""
+
+    caller: Caller
+    via: tuple[str, ...] = ()
+    came_from: str | None = None  # the peer integrator that forwarded the request here
+    came_from_ticket: str | None = None  # that peer's ticket
+
+
+def identify(session: Session, fingerprint: str, header: dict[str, str], service: str, now: datetime,
+             person: str | None = None) -> CallerFacts:
+    """The certificate's organisation with everything authorisation needs (one round trip)."""
+    facts = caller_facts(session, fingerprint, header["Official"], service, header["Purpose"], now.date(), person)
     if facts is None:
         raise OrganisationUnknown(
             f"The signing certificate (SHA-256 {fingerprint[:16]}…) is not registered to any organisation; "
             "ask the integrator's service desk to register it."
         )
+    return facts
+
+
+def authorise(facts: CallerFacts, header: dict[str, str], service: str, now: datetime,
+              person: str | None = None) -> Caller:
+    """Refuse unless the certificate's organisation employs the official with a grant for service + purpose,
+    and (for a service that concerns a person) has that person in its files for the purpose today."""
+    official, purpose = header["Official"], header["Purpose"]
     organisation = facts.organisation
-    if on_organisation is not None:  # known before any refusal below, so the audit record names it
-        on_organisation(organisation.enterprise_number)
     claimed = header.get("Organisation")
     if claimed and claimed != organisation.enterprise_number:
         raise OrganisationMismatch(

@@ -74,8 +74,11 @@ class CircuitBreaker:
         return bool(claimed)
 
     def success(self, backend_id: int) -> None:
-        """Reset the count: consecutive failures only. One statement that usually changes nothing (not read from
-        the cached view, which may not yet show a failure another worker just counted)."""
+        """Reset the count: consecutive failures only. Nothing is written while this worker's view (at most
+        cache_seconds old) shows the circuit closed and unfailed — the usual case, and no write transaction per
+        backend call; a failure another worker counted within that second is reset by the next success."""
+        if backend_id not in self._states():
+            return
         with self.sessions() as session:
             changed = session.execute(
                 update(Circuit).where(Circuit.backend_id == backend_id,

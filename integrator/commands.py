@@ -17,7 +17,7 @@ from stdnum.be import vat
 from integrator.config import Settings
 from integrator.contract import check_insz
 from integrator.pki import Identity, create_ca, issue, load_crl, write_crl
-from repository import certificates, directory, registry
+from repository import backends, certificates, directory, registry
 from repository.documents import IMPORTS, DocumentSet
 from repository.models import AccessRight, Backend, Grant, Official, Organisation, Peer, ServiceVersion
 from repository.queries import has_access_right
@@ -160,22 +160,8 @@ def add_backend(session: Session, service: str, name: str, url: str, cert_pem: b
                 timeout_seconds: float = 5.0, *, priority: int = 0, weight: int = 1, security: str = "x509",
                 idempotent: list[str] | None = None) -> Backend:
     """Register (or update) a backend endpoint of a service version ("Name/vMajor")."""
-    x509.load_pem_x509_certificate(cert_pem)
-    if security not in ("x509", "none"):
-        raise ValueError("security must be x509 (signed both ways) or none")
-    if weight < 1:
-        raise ValueError("weight must be at least 1")
-    backend = session.execute(select(Backend).where(Backend.service == service, Backend.name == name)
-                              ).scalar_one_or_none()
-    if backend is None:
-        backend = Backend(service=service, name=name)
-        session.add(backend)
-    backend.url, backend.certificate_pem, backend.timeout_seconds = url, cert_pem.decode(), timeout_seconds
-    backend.priority, backend.weight, backend.security = priority, weight, security
-    backend.idempotent = " ".join(sorted(idempotent or []))
-    backend.active = True
-    session.flush()
-    return backend
+    return backends.register_backend(session, service, name, url, cert_pem, timeout_seconds, priority=priority,
+                                     weight=weight, security=security, idempotent=idempotent)[0]
 
 
 def _organisation(session: Session, enterprise_number: str) -> Organisation:

@@ -7,21 +7,26 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from copy import deepcopy
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import requests
+import urllib3
 from cryptography import x509
+from kruispunt_client.xml import build
 from lxml import etree
-from requests.adapters import HTTPAdapter
 from sqlalchemy.orm import Session, sessionmaker
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
 
 from integrator.circuit import CircuitBreaker
-from integrator.contract import Contract, build
+from integrator.contract import Contract
 from integrator.envelope import EnvelopeLimits, parse_envelope
 from integrator.faults import (
     BackendFault,
@@ -29,8 +34,10 @@ from integrator.faults import (
     BackendNotRegistered,
     BackendTimeout,
     BackendUnavailable,
+    CircuitOpen,
     KruispuntFault,
 )
+from integrator.metrics import backend_call
 from integrator.namespaces import KP, SOAP_ENV, q
 from integrator.pki import fingerprint
 from integrator.wssec.sign import SigningKey, new_envelope, sign_envelope, signature_digest
@@ -59,8 +66,36 @@ class BackendOutcome:
     fault: KruispuntFault | None = None
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """One request made ready once for every backend that receives it: the envelope serialised once, signed once
+    where a backend requires it (each answer is then bound to that one signature)."""
+
+    signed: bytes | None = None
+    digest: bytes | None = None  # the signature's digest, which a signed answer's kp:InResponseTo must name
+    plain: bytes | None = None
+
+    @classmethod
+    def of(cls, payload: etree._Element, key: SigningKey, *, signed: bool, plain: bool) -> Outgoing:
+        root, _header, body = new_envelope()
+        body.append(payload)
+        unsigned = etree.tostring(root) if plain else None
+        if not signed:
+            return cls(plain=unsigned)
+        sign_envelope(root, key)
+        return cls(etree.tostring(root), signature_digest(root), unsigned)
+
+    def for_backend(self, backend: BackendView) -> tuple[bytes, bytes | None]:
+        if backend.security == "x509":
+            assert self.signed is not None
+            return self.signed, self.digest
+        assert self.plain is not None
+        return self.plain, None
+
+
 class Dispatcher:
-    """Calls backends over HTTP on a bounded thread pool; one per worker process."""
+    """Calls backends over HTTP on a bounded thread pool; one per worker process. Connections to each backend are
+    kept open and reused (urllib3's pool per host); every kind of call honours the backend's circuit."""
 
     def __init__(
         self,
@@ -81,13 +116,11 @@ class Dispatcher:
         self._policy = policy
         self._limits = limits
         self._pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="dispatch")
-        self._http = requests.Session()
-        # backends are reached directly: without this, requests re-reads the whole environment for proxy
-        # settings on every call (5 ms of CPU per lookup, measured)
-        self._http.trust_env = False
-        self._http.mount("http://", HTTPAdapter(pool_connections=16, pool_maxsize=parallelism * 4))
-        self._http.mount("https://", HTTPAdapter(pool_connections=16, pool_maxsize=parallelism * 4))
+        # backends are reached directly (no proxy from the environment), one pool of kept-alive connections per
+        # backend host; never retried by urllib3 itself: what may be retried is decided below
+        self._http = urllib3.PoolManager(num_pools=64, maxsize=parallelism * 4, block=False, retries=False)
         self._cache: dict[str, tuple[float, list[BackendView]]] = {}
+        self._fingerprints: dict[str, str] = {}  # a backend's registered certificate (PEM) -> its fingerprint
         self._lock = threading.Lock()
 
     def backends(self, service: str) -> list[BackendView]:
@@ -103,24 +136,32 @@ class Dispatcher:
         return found
 
     def call_all(self, service: str, kind: BackendContract, payload: dict[str, Any]) -> list[BackendOutcome]:
-        """Ask every backend of the service in parallel; each outcome says answer or fault."""
+        """Ask every backend of the service in parallel the same question (made and signed once); each outcome
+        says answer or fault."""
         backends = self.backends(service)
         if not backends:
             raise BackendNotRegistered(f"No backend is registered for service {service}; the request cannot be served.")
-        futures = [self._pool.submit(self._outcome, b, kind, payload) for b in backends]
+        outgoing = Outgoing.of(build(kind.request, payload), self._key,
+                               signed=any(b.security == "x509" for b in backends),
+                               plain=any(b.security != "x509" for b in backends))
+        futures = [self._pool.submit(self._outcome, b, kind, outgoing) for b in backends]
         return [f.result() for f in futures]
 
-    def _outcome(self, backend: BackendView, kind: BackendContract, payload: dict[str, Any]) -> BackendOutcome:
+    def _outcome(self, backend: BackendView, kind: BackendContract, outgoing: Outgoing) -> BackendOutcome:
         try:
-            return BackendOutcome(backend.name, answer=self.call(backend, kind, payload))
+            return BackendOutcome(backend.name, answer=self._typed(backend, kind, outgoing))
         except KruispuntFault as fault:
             return BackendOutcome(backend.name, fault=fault)
 
     def call(self, backend: BackendView, kind: BackendContract, payload: dict[str, Any]) -> dict[str, Any]:
-        """One backend, one typed read: a dropped keep-alive connection is retried once; the answer is decoded
-        after its contract check."""
-        answer = self._with_retries(backend, build(kind.request, payload), "", attempts=2,
-                                    retry_on=(BackendUnavailable,))
+        """One backend, one typed read (a dropped keep-alive connection is retried once)."""
+        outgoing = Outgoing.of(build(kind.request, payload), self._key, signed=backend.security == "x509",
+                               plain=backend.security != "x509")
+        return self._typed(backend, kind, outgoing)
+
+    def _typed(self, backend: BackendView, kind: BackendContract, outgoing: Outgoing) -> dict[str, Any]:
+        """A read: circuit honoured, answer decoded after its contract check."""
+        answer = self._guarded(backend, outgoing, "", attempts=2, retry_on=(BackendUnavailable,))
         if answer.tag != kind.response:
             raise BackendInvalidAnswer(f"Source {backend.name} answered with an unexpected element.",
                                        source=backend.name)
@@ -137,57 +178,80 @@ class Dispatcher:
         if not candidates:
             raise BackendNotRegistered(f"No backend is registered for service {service}; the request cannot be served.")
         problems: list[str] = []
+        outgoing: Outgoing | None = None
         for backend in candidates:
-            if not self.circuits.allow(backend.id):
+            idempotent = operation in backend.idempotent
+            if outgoing is None or (backend.security == "x509") != (outgoing.signed is not None):
+                outgoing = Outgoing.of(payload, self._key, signed=backend.security == "x509",
+                                       plain=backend.security != "x509")
+            try:
+                answer = self._guarded(backend, outgoing, soap_action, RETRY_ATTEMPTS if idempotent else 1)
+            except CircuitOpen:
                 problems.append(f"{backend.name}: circuit open")
                 continue
-            idempotent = operation in backend.idempotent
-            try:
-                answer = self._with_retries(backend, payload, soap_action, RETRY_ATTEMPTS if idempotent else 1)
-            except BackendFault:
-                self.circuits.success(backend.id)  # it answered: a refusal is not an outage
-                raise
             except (BackendUnavailable, BackendTimeout, BackendInvalidAnswer) as fault:
-                self.circuits.failure(backend.id, f"{fault.code}: {fault.reason}")
                 problems.append(f"{backend.name}: {fault.code}")
                 if not idempotent and not (isinstance(fault, BackendUnavailable) and not fault.request_sent):
                     raise  # it may have been processed: never sent twice
                 continue
-            self.circuits.success(backend.id)
             return answer, backend.name
         raise BackendUnavailable(f"No backend of {service} could answer: {'; '.join(problems)}.", source=service)
 
-    def _with_retries(self, backend: BackendView, payload: etree._Element, soap_action: str, attempts: int,
-                      retry_on: tuple[type[KruispuntFault], ...] = (BackendUnavailable, BackendTimeout),
-                      ) -> etree._Element:
-        retrying = Retrying(
-            stop=stop_after_attempt(attempts),
-            wait=wait_exponential(multiplier=0.05, max=1.0),
-            retry=retry_if_exception_type(retry_on),
-            reraise=True,
-        )
-        return retrying(self.exchange, backend, payload, soap_action)
-
     def exchange(self, backend: BackendView, payload: etree._Element, soap_action: str = "") -> etree._Element:
-        """Send one payload to one backend (signed where it requires), return its answer's payload."""
-        root, _header, body = new_envelope()
-        body.append(deepcopy(payload))
-        signed = backend.security == "x509"
-        if signed:
-            sign_envelope(root, self._key)
-        status, content = self._exchange(backend, etree.tostring(root), soap_action)
-        return self._read_answer(backend, status, content, signature_digest(root) if signed else None)
+        """Send one payload to one backend (signed where it requires), return its answer's payload; the circuit
+        is honoured (the outbox's deliveries come here)."""
+        outgoing = Outgoing.of(payload, self._key, signed=backend.security == "x509",
+                               plain=backend.security != "x509")
+        return self._guarded(backend, outgoing, soap_action, attempts=1)
+
+    def _guarded(self, backend: BackendView, outgoing: Outgoing, soap_action: str, attempts: int,
+                 retry_on: tuple[type[KruispuntFault], ...] = (BackendUnavailable, BackendTimeout),
+                 ) -> etree._Element:
+        """One backend call as every kind of call makes it: refused while the circuit is open, retried where
+        allowed, its outcome counted towards the circuit (a refusal by the backend is not an outage)."""
+        if not self.circuits.allow(backend.id):
+            raise CircuitOpen(f"Source {backend.name} is not called: its circuit is open after repeated failures; "
+                              "it is tried again after its cool-down.", source=backend.name)
+        data, digest = outgoing.for_backend(backend)
+        started = time.perf_counter()
+        try:
+            answer = self._with_retries(backend, data, digest, soap_action, attempts, retry_on)
+        except BackendFault:
+            self.circuits.success(backend.id)
+            backend_call(backend.name, "refused", time.perf_counter() - started)
+            raise
+        except (BackendUnavailable, BackendTimeout, BackendInvalidAnswer) as fault:
+            self.circuits.failure(backend.id, f"{fault.code}: {fault.reason}")
+            backend_call(backend.name, fault.code, time.perf_counter() - started)
+            raise
+        self.circuits.success(backend.id)
+        backend_call(backend.name, "answered", time.perf_counter() - started)
+        return answer
+
+    def _with_retries(self, backend: BackendView, data: bytes, digest: bytes | None, soap_action: str,
+                      attempts: int, retry_on: tuple[type[KruispuntFault], ...]) -> etree._Element:
+        for attempt in range(1, attempts + 1):
+            try:
+                status, content = self._exchange(backend, data, soap_action)
+                return self._read_answer(backend, status, content, digest)
+            except retry_on:
+                if attempt >= attempts:
+                    raise
+                time.sleep(min(1.0, 0.05 * 2 ** (attempt - 1)))
+        raise AssertionError("unreachable")
 
     def _exchange(self, backend: BackendView, data: bytes, soap_action: str = "") -> tuple[int, bytes]:
         """POST and read the whole answer within the backend's timeout (a deadline, not a per-read limit)."""
         name, limit = backend.name, backend.timeout_seconds
         deadline = time.monotonic() + limit
         timeout = BackendTimeout(f"Source {name} did not answer within {limit:g} s.", source=name)
+        headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{soap_action}"'}
         try:
-            headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{soap_action}"'}
-            with self._http.post(backend.url, data=data, timeout=limit, stream=True, headers=headers) as reply:
+            reply = self._http.request("POST", backend.url, body=data, headers=headers, preload_content=False,
+                                       timeout=urllib3.Timeout(connect=limit, read=limit), redirect=False)
+            try:
                 chunks, size = [], 0
-                for chunk in reply.iter_content(chunk_size=16_384):
+                for chunk in reply.stream(16_384):
                     size += len(chunk)
                     if time.monotonic() > deadline:
                         raise timeout
@@ -195,20 +259,36 @@ class Dispatcher:
                         raise BackendInvalidAnswer(f"Source {name} answered more than {self._limits.max_bytes} bytes.",
                                                    source=name)
                     chunks.append(chunk)
-                return reply.status_code, b"".join(chunks)
-        except requests.ConnectTimeout:
+                return reply.status, b"".join(chunks)
+            finally:
+                reply.release_conn()
+        except ConnectTimeoutError:
             unsent = BackendUnavailable(f"Source {name} could not be connected to within {limit:g} s.", source=name)
             unsent.request_sent = False  # the request never left: another endpoint may have it
             raise unsent from None
-        except requests.Timeout:
+        except (NewConnectionError, NameResolutionError) as exc:
+            unsent = BackendUnavailable(f"Source {name} cannot be reached: {type(exc).__name__}.", source=name)
+            unsent.request_sent = False
+            raise unsent from None
+        except ReadTimeoutError:
             raise timeout from None
-        except requests.RequestException as exc:
-            # requests reports a read timeout while streaming the body as a ConnectionError
-            if isinstance(exc.args[0] if exc.args else None, ReadTimeoutError) or time.monotonic() >= deadline:
+        except ProtocolError:  # the connection was closed or reset: the request may have arrived
+            if time.monotonic() >= deadline:
                 raise timeout from None
-            unavailable = BackendUnavailable(f"Source {name} cannot be reached: {type(exc).__name__}.", source=name)
-            unavailable.request_sent = not isinstance(exc, requests.ConnectionError) or _sent(exc)
-            raise unavailable from None
+            raise BackendUnavailable(f"Source {name} closed the connection without answering.", source=name) from None
+        except HTTPError as exc:
+            if time.monotonic() >= deadline:
+                raise timeout from None
+            raise BackendUnavailable(f"Source {name} cannot be reached: {type(exc).__name__}.", source=name) from None
+
+    def _expected_fingerprint(self, backend: BackendView) -> str:
+        with self._lock:
+            found = self._fingerprints.get(backend.certificate_pem)
+        if found is None:
+            found = fingerprint(x509.load_pem_x509_certificate(backend.certificate_pem.encode()))
+            with self._lock:
+                self._fingerprints[backend.certificate_pem] = found
+        return found
 
     def _read_answer(self, backend: BackendView, status: int, content: bytes,
                      request_digest: bytes | None) -> etree._Element:
@@ -236,8 +316,7 @@ class Dispatcher:
         except KruispuntFault as fault:
             raise BackendInvalidAnswer(f"Source {name} sent an answer whose signature is refused: {fault.reason}",
                                        source=name) from None
-        expected = x509.load_pem_x509_certificate(backend.certificate_pem.encode())
-        if verified.fingerprint != fingerprint(expected):
+        if verified.fingerprint != self._expected_fingerprint(backend):
             raise BackendInvalidAnswer(
                 f"Source {name} answered with a certificate that is not the one registered for it.", source=name
             )
@@ -257,12 +336,6 @@ def failover_order(backends: list[BackendView]) -> list[BackendView]:
     """By priority (lower first); within a priority, a weighted random order (Efraimidis–Spirakis)."""
     keyed = [(b.priority, -(random.random() ** (1.0 / max(b.weight, 1))), b) for b in backends]
     return [b for _, _, b in sorted(keyed, key=lambda k: (k[0], k[1]))]
-
-
-def _sent(exc: requests.RequestException) -> bool:
-    """Whether the request may have reached the backend (anything but a refused or unresolvable connection)."""
-    text = str(exc)
-    return not any(marker in text for marker in ("Connection refused", "NewConnectionError", "Name or service"))
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The one fault family: every refusal is a KruispuntFault subclass carrying its stable SOAP fault code."""
+"""The one fault family: every refusal is a KruispuntFault subclass carrying its stable SOAP fault code. The stages'
+faults are here; a service's own faults live with the service (services/*.py), subclasses of the same family."""
 
 from __future__ import annotations
 
@@ -182,17 +183,6 @@ class ServiceRetired(ClientFault):
     HTTP_STATUS = 410
 
 
-# --- repository -----------------------------------------------------------------------------------------
-class RepositoryRefused(ClientFault):
-    CODE = "Client.Repository.Refused"
-    HTTP_STATUS = 422
-
-
-class BreakingChange(ClientFault):
-    CODE = "Client.Repository.BreakingChange"
-    HTTP_STATUS = 422
-
-
 # --- caller ---------------------------------------------------------------------------------------------
 class CallerHeaderMissing(ClientFault):
     CODE = "Client.Caller.HeaderMissing"
@@ -271,63 +261,12 @@ class PeerRefused(KruispuntFault):
         return self.remote_code
 
 
-# --- municipal services: idempotency, proposals, e-Creabis, BIS register, applications --------------------
+# --- services: shared by those that take a MessageId as idempotency key -------------------------------------
 class IdempotencyConflict(ClientFault):
     """A MessageId used again for a different request: a retry must repeat the request unchanged."""
 
     CODE = "Client.Idempotency.Conflict"
     HTTP_STATUS = 409
-
-
-class ProposalPersonUnknown(ClientFault):
-    CODE = "Client.Proposal.PersonUnknown"
-    HTTP_STATUS = 404
-
-
-class ProposalUnknown(ClientFault):
-    CODE = "Client.Proposal.Unknown"
-    HTTP_STATUS = 404
-
-
-class ProposalNotCompetent(ClientFault):
-    CODE = "Client.Proposal.NotCompetent"
-    HTTP_STATUS = 403
-
-
-class ProposalAlreadyDecided(ClientFault):
-    CODE = "Client.Proposal.AlreadyDecided"
-    HTTP_STATUS = 409
-
-
-class MunicipalityNotConnected(KruispuntFault):
-    """The National Register names a municipality that is not (yet) an organisation of this network."""
-
-    CODE = "Server.Proposal.MunicipalityNotConnected"
-    HTTP_STATUS = 503
-
-
-class CreabisExactMatch(ClientFault):
-    CODE = "Client.Creabis.ExactMatch"
-    HTTP_STATUS = 409
-
-
-class BirthDateImpossible(ClientFault):
-    CODE = "Client.Creabis.BirthDateImpossible"
-
-
-class BisNumbersExhausted(KruispuntFault):
-    CODE = "Server.Creabis.NumbersExhausted"
-    HTTP_STATUS = 503
-
-
-class RegisterPersonUnknown(ClientFault):
-    CODE = "Client.Register.PersonUnknown"
-    HTTP_STATUS = 404
-
-
-class ReceiptUnknown(ClientFault):
-    CODE = "Client.Application.ReceiptUnknown"
-    HTTP_STATUS = 404
 
 
 # --- server side ----------------------------------------------------------------------------------------
@@ -341,10 +280,29 @@ class AuditUnavailable(KruispuntFault):
     DEFAULT_REASON = "The transaction could not be audited, so it was not answered; try again later."
 
 
+class DatabaseUnavailable(KruispuntFault):
+    CODE = "Server.DatabaseUnavailable"
+    HTTP_STATUS = 503
+    DEFAULT_REASON = "The integrator's database cannot be reached; nothing of the request was stored; retry later."
+
+
+class TransactionConflict(KruispuntFault):
+    CODE = "Server.TransactionConflict"
+    HTTP_STATUS = 503
+    DEFAULT_REASON = "The transaction kept conflicting with concurrent ones and was not stored; retry it."
+
+
 class BackendUnavailable(KruispuntFault):
     CODE = "Server.Backend.Unavailable"
     HTTP_STATUS = 502
     request_sent = True  # False when the connection was refused: safe to try another endpoint
+
+
+class CircuitOpen(BackendUnavailable):
+    """The backend failed repeatedly: it is not called until its cool-down has passed (then one trial call)."""
+
+    CODE = "Server.Backend.CircuitOpen"
+    request_sent = False
 
 
 class BackendTimeout(KruispuntFault):

@@ -11,11 +11,11 @@ from typing import Any
 
 import requests
 from cryptography import x509
+from kruispunt_client.xml import build
 from lxml import etree
 from requests.adapters import HTTPAdapter
 from sqlalchemy.orm import Session, sessionmaker
 
-from integrator.contract import build
 from integrator.envelope import EnvelopeLimits, parse_envelope
 from integrator.faults import KruispuntFault, PeerInvalidAnswer, PeerRefused, PeerUnavailable
 from integrator.namespaces import KP, SOAP_ENV, q

@@ -13,15 +13,18 @@ import socket
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from lxml import etree
 from sqlalchemy import DateTime, Integer, String, Text, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from integrator.dispatch import Dispatcher
-from integrator.faults import BackendFault, BackendNotRegistered, KruispuntFault
+from integrator.faults import BackendFault, BackendNotRegistered, CircuitOpen, KruispuntFault
 from integrator.xmlparse import safe_parser
 from repository.base import Base, aware
+
+if TYPE_CHECKING:  # the forwarder is handed a dispatcher; dispatch.py counts its calls in metrics, which reads us
+    from integrator.dispatch import Dispatcher
 
 log = logging.getLogger("kruispunt.outbox")
 
@@ -80,6 +83,8 @@ def delivery(entry: OutboxEntry, tried: bool = False) -> Delivery:
     answer = etree.fromstring(entry.answer.encode(), parser=safe_parser()) if entry.answer else None
     return Delivery(entry.id, entry.state, entry.attempts, answer, entry.last_error, aware(entry.delivered_at),
                     tried)
+
+CIRCUIT_WAIT = timedelta(seconds=2)  # an entry whose backend's circuit is open is looked at again this soon
 
 
 def backoff(attempts: int) -> timedelta:
@@ -167,13 +172,15 @@ class Forwarder:
             answer = self.dispatcher.exchange(target, payload, action)
         except BackendFault as refused:  # the backend answered and refused: trying again will not help
             return self._finish(entry_id, REFUSED, error=f"{refused.code}: {refused.reason}")
+        except CircuitOpen as waiting:  # nothing was sent: not an attempt, and no back-off beyond the next round
+            return self._finish(entry_id, PENDING, error=f"{waiting.code}: {waiting.reason}", sent=False)
         except KruispuntFault as fault:
             log.warning("outbox entry %s to %s not delivered: %s", entry_id, backend, fault.reason)
             return self._finish(entry_id, PENDING, error=f"{fault.code}: {fault.reason}")
         return self._finish(entry_id, DELIVERED, answer=answer)
 
     def _finish(self, entry_id: int, state: str, *, answer: etree._Element | None = None,
-                error: str | None = None) -> Delivery:
+                error: str | None = None, sent: bool = True) -> Delivery:
         now = datetime.now(UTC)
         with self.sessions() as session:
             entry = session.get_one(OutboxEntry, entry_id)
@@ -181,7 +188,9 @@ class Forwarder:
                 entry.state = state
                 entry.lease_owner, entry.lease_until = None, None
                 if state == PENDING:
-                    entry.next_attempt_at = now + backoff(entry.attempts)
+                    if not sent:
+                        entry.attempts -= 1
+                    entry.next_attempt_at = now + (backoff(entry.attempts) if sent else CIRCUIT_WAIT)
                     entry.last_error = error
                 elif state == DELIVERED:
                     entry.answer = etree.tostring(answer).decode() if answer is not None else None

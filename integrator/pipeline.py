@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from time import perf_counter
 from typing import Any
 
 from lxml import etree
 from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from integrator.answer import fault_payload, signed_answer
-from integrator.audit import AuditDraft, write_audit
-from integrator.caller import Caller, authorise, authorise_forwarded, authorise_peer
+from integrator.audit import write_audit
+from integrator.caller import Caller, Calling, authorise, authorise_forwarded, authorise_peer, identify
 from integrator.config import Settings
 from integrator.contract import Contract
 from integrator.dispatch import BoundDispatcher, Dispatcher
@@ -24,15 +28,16 @@ from integrator.faults import (
     BackendInvalidAnswer,
     CallerHeaderMissing,
     ContractViolation,
+    DatabaseUnavailable,
     InternalError,
     KruispuntFault,
     OperationUnknown,
     PeerInvalidAnswer,
-    PeerRefused,
     ServiceRetired,
     UnsignedContent,
 )
 from integrator.federation import Forwarded, PeerClient, forward
+from integrator.journey import Journey
 from integrator.namespaces import KP, WSSE, q
 from integrator.outbox import Forwarder
 from integrator.replay import remember
@@ -40,6 +45,7 @@ from integrator.routes import Answer, CodeRoute, RepositoryRoute, Routes
 from integrator.service import CallContext, ServiceDefinition
 from integrator.ticket import new_ticket
 from integrator.timing import StageClock
+from integrator.transaction import until_no_conflict
 from integrator.wssec.registered import RegisteredCertificates
 from integrator.wssec.sign import SigningKey
 from integrator.wssec.trust import TrustStore
@@ -51,14 +57,24 @@ log = logging.getLogger("kruispunt.pipeline")
 CALLER = q(KP, "Caller")
 ON_BEHALF_OF = q(KP, "OnBehalfOf")
 UNDERSTOOD = frozenset({q(WSSE, "Security"), CALLER, ON_BEHALF_OF})  # header blocks this integrator processes
+AFTER_COMMIT_THREADS = 4
 
 
 @dataclass(frozen=True)
 class Reply:
+    """The answer to send, and what the operators' log line and metrics say about it."""
+
     status: int
     body: bytes
     ticket: str
     timing: str = ""
+    service: str | None = None
+    operation: str | None = None
+    organisation: str | None = None
+    outcome: str = "FAULT"  # OK, PARTIAL or FAULT
+    fault_code: str | None = None
+    seconds: float = 0.0  # the whole handling time
+    stages: tuple[tuple[str, float], ...] = ()  # (stage, seconds), in order
 
 
 class Pipeline:
@@ -76,6 +92,7 @@ class Pipeline:
         forwarder: Forwarder | None = None,
     ) -> None:
         self.settings = settings
+        self.services = tuple(services)
         self.routes = Routes(services, settings.xsd_dir, sessions, settings.var_dir / "cache" / "contracts",
                              settings.repository_cache_seconds)
         self.common = Contract(settings.xsd_dir / "common/v1/common.xsd")
@@ -86,136 +103,148 @@ class Pipeline:
         self.dispatcher = dispatcher
         self.peer_client = peer_client or PeerClient(signing_key, trust, settings.peer_limits)
         self.forwarder = forwarder
+        self._after_commit = ThreadPoolExecutor(max_workers=AFTER_COMMIT_THREADS, thread_name_prefix="after-commit")
 
     def handle(self, path: str, data: bytes, declared_length: int = 0, base_url: str = "") -> Reply:
+        """One request, one transaction: the caller checks, the service's effects and the audit record commit
+        together (the replay memory commits first); a refusal rolls back and is audited on its own; the
+        after-commit steps run only once the commit succeeded."""
+        started = perf_counter()
         received = datetime.now(UTC)
         unread = declared_length > len(data)  # refused on its declared length alone: the body was never read
-        draft = AuditDraft(new_ticket(received), received, "unread" if unread else hashlib.sha256(data).hexdigest())
+        journey = Journey(new_ticket(received), received, "unread" if unread else hashlib.sha256(data).hexdigest())
         clock = StageClock()
-        try:
-            answer, notice = self._serve(path, data, max(declared_length, len(data)), draft, received, clock,
-                                         base_url)
-            body = signed_answer(self.signing_key, answer.payload, ticket=draft.ticket, received=received,
-                                 message_id=draft.message_id, request_digest=draft.request_signature_digest,
-                                 deprecation=notice, upstream_tickets=answer.upstream_tickets)
-            status = 200
-        except KruispuntFault as fault:
-            status, body = self._refused(fault, draft, received)
-        except Exception:
-            log.exception("unexpected error, ticket %s", draft.ticket)
-            status, body = self._refused(InternalError(), draft, received)
-        clock.mark("answer")
-        reply = self._audited(draft, status, body)
-        clock.mark("audit")
-        return Reply(reply.status, reply.body, reply.ticket, clock.server_timing())
+        steps: list[Callable[[], None]] = []
+        fault: KruispuntFault | None = None
+        with self.sessions() as session:
+            try:
+                answer, notice = self._serve(session, path, data, max(declared_length, len(data)), journey, clock,
+                                             base_url, steps)
+                body = signed_answer(self.signing_key, answer.payload, ticket=journey.ticket, received=received,
+                                     message_id=journey.message_id, request_digest=journey.signature_digest,
+                                     deprecation=notice, upstream_tickets=answer.upstream_tickets)
+            except KruispuntFault as refused:
+                fault = refused
+            except (OperationalError, InterfaceError) as lost:  # the database went away under the request
+                log.warning("database unavailable, ticket %s: %s", journey.ticket, lost.orig)
+                fault = DatabaseUnavailable()
+            except Exception:
+                log.exception("unexpected error, ticket %s", journey.ticket)
+                fault = InternalError()
+            if fault is not None:
+                _roll_back(session)  # nothing of a refused transaction stays but its audit record
+                steps.clear()
+                body = self._refused(fault, journey)
+            clock.mark("answer")
+            fault, body, record = self._commit(session, journey, fault, body)
+            clock.mark("audit")
+        for step in steps if fault is None else ():
+            self._after_commit.submit(_after_commit, step, journey.ticket)
+        return Reply(fault.HTTP_STATUS if fault is not None else 200, body, journey.ticket, clock.server_timing(),
+                     service=record["service"], operation=record["operation"], organisation=record["organisation"],
+                     outcome=record["outcome"], fault_code=record["fault_code"], seconds=perf_counter() - started,
+                     stages=tuple(clock.stages))
 
-    def _serve(self, path: str, data: bytes, length: int, draft: AuditDraft, now: datetime,
-               clock: StageClock, base_url: str) -> tuple[Answer, dict[str, Any] | None]:
-        route = self.routes.resolve(path)
-        draft.service = route.key
+    def _serve(self, session: Session, path: str, data: bytes, length: int, journey: Journey, clock: StageClock,
+               base_url: str, steps: list[Callable[[], None]]) -> tuple[Answer, dict[str, Any] | None]:
+        now = journey.received
+        journey.route = route = self.routes.resolve(path)
         check_size(length, self.settings.limits)
         envelope = parse_envelope(data, self.settings.limits)
         check_understood(envelope, UNDERSTOOD)
         clock.mark("envelope")
-        verified = verify_envelope(envelope, self.trust, self.settings.security, now, self.certificates)
-        draft.request_signature_digest = verified.signature_digest  # from here on, even a fault is bound to it
+        journey.verified = verified = verify_envelope(envelope, self.trust, self.settings.security, now,
+                                                      self.certificates)
         clock.mark("security")
-        draft.certificate = verified.fingerprint
-        header = self._caller_header(verified, envelope.header)
-        draft.official, draft.purpose, draft.message_id = header["Official"], header["Purpose"], header["MessageId"]
+        journey.header = header = self._caller_header(verified, envelope.header)
         payload = verified.payload
         if payload is None:
             raise OperationUnknown("The signed Body is empty; it must hold one request element.")
         operation = route.operation(payload.tag)
         if operation is None:
             raise OperationUnknown(f"{payload.tag} is not an operation of {route.key}; see its WSDL.")
-        draft.operation = operation.name
+        journey.operation = operation
         keys = [f"sig:{verified.signature_digest.hex()}"]
         if not _retry_safe(route, payload.tag):
-            keys.append(f"mid:{draft.certificate[:32]}:{header['MessageId']}")
+            keys.append(f"mid:{verified.fingerprint[:32]}:{header['MessageId']}")
         if isinstance(route, RepositoryRoute) and route.status == "retired":
             successor = f"; use {route.successor} instead" if route.successor else ""
             raise ServiceRetired(f"{route.name} {route.version} is retired{successor}.")
-        with self.sessions() as session:
-            remember(session, keys, verified.expires + self.settings.security.clock_skew, now)
-            clock.mark("replay")
-            request = route.contract.check(payload)
-            person_field, must_be_in_files = _person_setting(route, payload.tag)
-            if person_field:
-                draft.person = _text_field(request, person_field)
-            clock.mark("contract")
-            person = draft.person if must_be_in_files else None
-            caller, via = self._caller(session, route, payload.tag, header, verified, draft, now, person)
-            clock.mark("caller")
-        draft.organisation = caller.organisation.enterprise_number
-        draft.official, draft.purpose = caller.official, caller.purpose
-        answer, answer_fault = self._invoke(route, operation, payload, request, caller, draft, now, base_url, via)
+        remember(session, keys, verified.expires + self.settings.security.clock_skew, now)  # commits at once
+        clock.mark("replay")
+        request = route.contract.check(payload)
+        person_field, must_be_in_files = _person_setting(route, payload.tag)
+        journey.person = _text_field(request, person_field) if person_field else None
+        clock.mark("contract")
+        journey.calling = calling = self._caller(session, route, payload.tag, journey,
+                                                 journey.person if must_be_in_files else None)
+        clock.mark("caller")
+        answer, answer_fault = self._invoke(session, route, operation, payload, request, journey, calling,
+                                            base_url, steps)
+        journey.answer = answer
         clock.mark("handle")
         if answer.payload.tag != operation.response:
             raise answer_fault(f"The answer is {answer.payload.tag}, not {operation.response}.")
         route.contract.validate(answer.payload, fault=answer_fault)
-        draft.outcome, draft.detail = answer.outcome, answer.detail
         notice = None
         if isinstance(route, RepositoryRoute) and route.status == "deprecated" and route.sunset is not None:
             notice = {"Sunset": route.sunset, "Successor": route.successor}
         return answer, notice
 
-    def _caller(self, session: Session, route: CodeRoute | RepositoryRoute, tag: str, header: dict[str, str],
-                verified: Verified, draft: AuditDraft, now: datetime,
-                person: str | None) -> tuple[Caller, tuple[str, ...]]:
+    def _caller(self, session: Session, route: CodeRoute | RepositoryRoute, tag: str, journey: Journey,
+                person: str | None) -> Calling:
         """Who is asking: an official of the certificate's organisation, a peer itself, or a caller a peer
         vouches for (then also the integrators the request passed through; their files were checked by the
         caller's own integrator)."""
-        behalf = verified.headers.get(ON_BEHALF_OF)
+        assert journey.verified is not None and journey.header is not None
+        fingerprint, header = journey.verified.fingerprint, journey.header
+        behalf = journey.verified.headers.get(ON_BEHALF_OF)
         if behalf is not None:
             vouched = self.common.check(behalf)
             caller, peer = authorise_forwarded(
-                session, draft.certificate or "", vouched, own_enterprise_number=self.settings.enterprise_number,
+                session, fingerprint, vouched, own_enterprise_number=self.settings.enterprise_number,
                 max_hops=self.settings.max_hops, service=route.name,
                 federated=isinstance(route, RepositoryRoute) and route.federated)
-            draft.came_from, draft.came_from_ticket = peer.name, vouched["Ticket"]
-            return caller, tuple(vouched["Via"])
+            return Calling(caller, tuple(vouched["Via"]), peer.name, vouched["Ticket"])
         if isinstance(route, CodeRoute) and route.handler(tag).audience == "peers":
-            peer, organisation = authorise_peer(session, draft.certificate or "")
-            draft.came_from = peer.name
-            return Caller(organisation, header["Official"], header["Purpose"], header["MessageId"]), ()
-        right = route.handler(tag).access if isinstance(route, CodeRoute) else None
-        return authorise(session, draft.certificate or "", header, right or route.name, now,
-                         on_organisation=lambda number: setattr(draft, "organisation", number), person=person), ()
+            peer, organisation = authorise_peer(session, fingerprint)
+            return Calling(Caller(organisation, header["Official"], header["Purpose"], header["MessageId"]),
+                           came_from=peer.name)
+        right = (route.handler(tag).access if isinstance(route, CodeRoute) else None) or route.name
+        journey.facts = facts = identify(session, fingerprint, header, right, journey.received, person)
+        return Calling(authorise(facts, header, right, journey.received, person))
 
-    def _invoke(self, route: CodeRoute | RepositoryRoute, operation: OperationContract, payload: etree._Element,
-                request: dict[str, Any], caller: Caller, draft: AuditDraft, now: datetime, base_url: str,
-                via: tuple[str, ...]) -> tuple[Answer, type[KruispuntFault]]:
+    def _invoke(self, session: Session, route: CodeRoute | RepositoryRoute, operation: OperationContract,
+                payload: etree._Element, request: dict[str, Any], journey: Journey, calling: Calling,
+                base_url: str, steps: list[Callable[[], None]]) -> tuple[Answer, type[KruispuntFault]]:
         """Serve the operation: the service's own code, the owning peer, or a backend; and which fault an
         off-contract answer is."""
-        if isinstance(route, CodeRoute):
-            context = CallContext(draft.ticket, now, caller.organisation, caller.official, caller.purpose,
-                                  caller.message_id, BoundDispatcher(self.dispatcher, route.key), self.sessions,
-                                  base_url, self.settings.name, self.forwarder, self.signing_key, self.settings,
-                                  payload)
-            return route.invoke(payload.tag, request, context), InternalError
-        if route.origin_peer_id is not None:
-            return self._forward(route, operation, payload, caller, draft, via), PeerInvalidAnswer
-        return self._generic(route, operation, payload), BackendInvalidAnswer
+        if isinstance(route, RepositoryRoute):
+            if route.origin_peer_id is not None:
+                return self._forward(route, operation, payload, journey.ticket, calling), PeerInvalidAnswer
+            return self._generic(route, operation, payload), BackendInvalidAnswer
+        caller = calling.caller
+        context = CallContext(journey.ticket, journey.received, caller.organisation, caller.official,
+                              caller.purpose, caller.message_id, BoundDispatcher(self.dispatcher, route.key),
+                              session, steps.append, base_url, self.settings.name, self.forwarder,
+                              self.signing_key, self.settings, payload, self.services)
+        answer = until_no_conflict(session, lambda: route.invoke(payload.tag, request, context), operation.name,
+                                   rolled_back=steps.clear)
+        return answer, InternalError
 
-    def _forward(self, route: RepositoryRoute, operation: OperationContract, payload: etree._Element,
-                 caller: Caller, draft: AuditDraft, via: tuple[str, ...]) -> Answer:
+    def _forward(self, route: RepositoryRoute, operation: OperationContract, payload: etree._Element, ticket: str,
+                 calling: Calling) -> Answer:
         """The service belongs to another integrator: hand the request on, vouching for the caller."""
         peer = route.peer
         if peer is None:
             raise InternalError(f"The integrator that owns {route.key} is no longer registered as a peer.")
-        draft.forwarded_to = peer.name
+        caller = calling.caller
         vouched = Forwarded(caller.organisation.enterprise_number, caller.official, caller.purpose,
-                            caller.message_id, draft.ticket, (*via, self.settings.enterprise_number))
-        try:
-            answer = forward(self.peer_client, peer, f"/soap/{route.name}/v{route.major}", payload,
-                             operation.soap_action, vouched)
-        except PeerRefused as refused:
-            draft.forwarded_tickets = " ".join(refused.tickets) or None
-            raise
-        tickets = (answer.ticket, *answer.upstream)
-        draft.forwarded_tickets = " ".join(tickets)
-        return Answer(answer.payload, detail=f"forwarded to {peer.name}", upstream_tickets=tickets)
+                            caller.message_id, ticket, (*calling.via, self.settings.enterprise_number))
+        answer = forward(self.peer_client, peer, f"/soap/{route.name}/v{route.major}", payload,
+                         operation.soap_action, vouched)
+        return Answer(answer.payload, detail=f"forwarded to {peer.name}",
+                      upstream_tickets=(answer.ticket, *answer.upstream))
 
     def _generic(self, route: RepositoryRoute, operation: OperationContract, payload: etree._Element) -> Answer:
         """Generic dispatch: the payload goes as signed to the first backend that can answer it."""
@@ -240,10 +269,15 @@ class Pipeline:
         return problems
 
     def readiness_notes(self) -> list[str]:
-        """What the operators should know but does not take this host out of rotation: open circuits."""
+        """What the operators should know but does not take this host out of rotation: open circuits (nothing
+        when the database cannot say: readiness_problems names that)."""
+        try:
+            circuits = self.dispatcher.circuits.open_circuits()
+        except Exception:
+            return []
         return [f"circuit {c.state}: {c.service} backend {c.backend} after {c.failures} failure(s)"
                 + (f", until {c.until:%H:%M:%S}Z" if c.until else "") + (f" ({c.last_error})" if c.last_error else "")
-                for c in self.dispatcher.circuits.open_circuits()]
+                for c in circuits]
 
     def _caller_header(self, verified: Verified, header_node: etree._Element | None) -> dict[str, str]:
         if header_node is not None and len(header_node.findall(CALLER)) > 1:
@@ -257,36 +291,53 @@ class Pipeline:
             )
         return self.common.check(signed)
 
-    def _refused(self, fault: KruispuntFault, draft: AuditDraft, received: datetime) -> tuple[int, bytes]:
+    def _refused(self, fault: KruispuntFault, journey: Journey) -> bytes:
         """The signed fault; should writing it fail, a signed Server.Internal fault all the same (never gunicorn's
         unsigned error page, never an answer without its audit record)."""
         try:
-            return self._refusal(fault, draft, received)
+            return self._signed_fault(fault, journey)
         except Exception:
-            log.exception("the refusal %s could not be written, ticket %s", fault.code, draft.ticket)
-            return self._refusal(InternalError(), draft, received)
+            log.exception("the refusal %s could not be written, ticket %s", fault.code, journey.ticket)
+            return self._signed_fault(InternalError(), journey)
 
-    def _refusal(self, fault: KruispuntFault, draft: AuditDraft, received: datetime) -> tuple[int, bytes]:
-        draft.outcome, draft.fault_code, draft.detail = "FAULT", fault.code, fault.reason
-        body = signed_answer(self.signing_key, fault_payload(fault, draft.ticket), ticket=draft.ticket,
-                             received=received, message_id=draft.message_id,
-                             request_digest=draft.request_signature_digest,
-                             upstream_tickets=tuple((draft.forwarded_tickets or "").split()))
-        return fault.HTTP_STATUS, body
+    def _signed_fault(self, fault: KruispuntFault, journey: Journey) -> bytes:
+        return signed_answer(self.signing_key, fault_payload(fault, journey.ticket), ticket=journey.ticket,
+                             received=journey.received, message_id=journey.message_id,
+                             request_digest=journey.signature_digest,
+                             upstream_tickets=journey.upstream_tickets(fault))
 
-    def _audited(self, draft: AuditDraft, status: int, body: bytes) -> Reply:
-        """No answer leaves without its audit record: if the record cannot be written, the answer is a fault."""
+    def _commit(self, session: Session, journey: Journey, fault: KruispuntFault | None,
+                body: bytes) -> tuple[KruispuntFault | None, bytes, dict[str, Any]]:
+        """No answer leaves without its audit record: if the record cannot be written with the transaction's
+        effects, nothing of the transaction stays and the answer is a fault."""
+        record = journey.audit_values(fault, datetime.now(UTC), hashlib.sha256(body).hexdigest())
         try:
-            with self.sessions() as session:
-                write_audit(session, draft, datetime.now(UTC), hashlib.sha256(body).hexdigest())
-                session.commit()
+            write_audit(session, record)
+            session.commit()
         except Exception:
-            log.exception("audit record could not be written, ticket %s", draft.ticket)
-            fault = AuditUnavailable()
-            return Reply(fault.HTTP_STATUS, signed_answer(self.signing_key, fault_payload(fault, draft.ticket),
-                                            ticket=draft.ticket, received=draft.received_at, message_id=None,
-                                            request_digest=None), draft.ticket)
-        return Reply(status, body, draft.ticket)
+            log.exception("audit record could not be written, ticket %s", journey.ticket)
+            _roll_back(session)
+            unavailable = AuditUnavailable()
+            return unavailable, self._signed_fault(unavailable, journey), {**record, "outcome": "FAULT",
+                                                                           "fault_code": unavailable.code}
+        return fault, body, record
+
+
+
+def _roll_back(session: Session) -> None:
+    """Roll the request's transaction back; a database that is gone is the audit's problem, reported there."""
+    try:
+        session.rollback()
+    except Exception:
+        log.warning("rollback failed (the database connection is gone)", exc_info=True)
+
+
+def _after_commit(step: Callable[[], None], ticket: str) -> None:
+    """An after-commit step (an immediate delivery): its failure is logged; the outbox owes the work anyway."""
+    try:
+        step()
+    except Exception:
+        log.exception("after-commit step of ticket %s failed; the background forwarder takes over", ticket)
 
 
 

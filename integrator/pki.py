@@ -1,11 +1,10 @@
-"""Demo PKI for kruispunt: a CA, end-entity certificates and a CRL as PEM files."""
+"""Demo PKI for kruispunt: a CA, end-entity certificates and a CRL as PEM files (each written as an Identity)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -13,35 +12,12 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from kruispunt_client.keys import Identity  # the client library's: a certificate and key as PEM files
 
 from repository.certificates import fingerprint
 
 KEY_SIZE = 2048
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {"sha256": hashes.SHA256, "sha1": hashes.SHA1}
-
-
-@dataclass(frozen=True)
-class Identity:
-    """A certificate with its private key, as PEM files on disk."""
-
-    name: str
-    cert_path: Path
-    key_path: Path
-
-    def load_cert(self) -> x509.Certificate:
-        """Load the certificate from its PEM file."""
-        return x509.load_pem_x509_certificate(self.cert_path.read_bytes())
-
-    def load_key(self) -> rsa.RSAPrivateKey:
-        """Load the RSA private key from its PEM file."""
-        key = serialization.load_pem_private_key(self.key_path.read_bytes(), password=None)
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise TypeError(f"{self.key_path} does not hold an RSA private key")
-        return key
-
-    def cert_pem(self) -> bytes:
-        """Return the certificate as PEM bytes."""
-        return self.cert_path.read_bytes()
 
 
 def _now() -> dt.datetime:

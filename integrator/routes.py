@@ -11,10 +11,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from kruispunt_client.xml import build
 from lxml import etree
 from sqlalchemy.orm import Session, sessionmaker
 
-from integrator.contract import Contract, build
+from integrator.contract import Contract
 from integrator.faults import ServiceUnknown
 from integrator.service import CallContext, Operation, ServiceDefinition
 from repository.documents import OperationContract, wrapper_xsd

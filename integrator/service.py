@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from repository.queries import OrganisationView
 
@@ -30,13 +30,15 @@ class CallContext:
     purpose: str
     message_id: str
     backends: Any  # integrator.dispatch.BoundDispatcher: call_all(contract, payload)
-    sessions: sessionmaker[Session] | None = None  # for services that keep their own tables or read the repository
+    session: Session  # the request's transaction: its effects commit with the audit record; never commit it
+    after_commit: Callable[[Callable[[], None]], None]  # work that runs only once that commit succeeded
     base_url: str = ""  # how the caller reaches this integrator, e.g. http://127.0.0.1:8080
     integrator_name: str = "kruispunt"  # this integrator's name towards its peers
     forwarder: Forwarder | None = None  # store-and-forward deliveries to backends
     signing_key: SigningKey | None = None  # for documents the integrator signs (receipts)
     settings: Settings | None = None
     payload: etree._Element | None = None  # the request as received and verified (what the signature covered)
+    services: tuple[ServiceDefinition, ...] = ()  # the code-backed services this integrator publishes
 
 
 @dataclass

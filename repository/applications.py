@@ -56,3 +56,4 @@ def receipts_of(session: Session, organisation_id: int, official: str, kind: str
         .order_by(Application.received_at.desc(), Application.id.desc()).offset((page - 1) * size).limit(size)
     ).tuples().all()
     return int(total), list(rows)
+

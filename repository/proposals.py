@@ -22,7 +22,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from repository.base import Base
@@ -90,19 +89,12 @@ def by_reference(session: Session, reference: str) -> Proposal | None:
     return session.execute(select(Proposal).where(Proposal.reference == reference)).scalar_one_or_none()
 
 
-def submit(session: Session, proposal: Proposal) -> tuple[Proposal, bool]:
-    """Store a new proposal and commit; when a concurrent retry with the same MessageId stored it first, answer
-    that one instead (False: not new)."""
+def submit(session: Session, proposal: Proposal) -> Proposal:
+    """Store a new proposal in the caller's transaction (flushed: a concurrent retry with the same MessageId that
+    stored it first makes this an IntegrityError, and the caller's transaction is served again)."""
     session.add(proposal)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        first = by_message(session, proposal.proposer_id, proposal.message_id)
-        if first is None:
-            raise
-        return first, False
-    return proposal, True
+    session.flush()
+    return proposal
 
 
 def _cursor(session: Session, scope: Select[tuple[Proposal]], after: str | None) -> int | None:

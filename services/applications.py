@@ -10,31 +10,23 @@ from __future__ import annotations
 
 import base64
 import logging
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any
 
+from kruispunt_client.receipt import FORWARDING_PENDING, Receipt, application_digest
+from kruispunt_client.xml import build
 from lxml import etree
-from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
 
 from integrator import outbox
 from integrator.config import PROJECT_ROOT
-from integrator.contract import Contract, build, check_insz
-from integrator.faults import ContractViolation, IdempotencyConflict, InternalError, ReceiptUnknown
-from integrator.receipt import (
-    DELIVERED,
-    FORWARDING_PENDING,
-    REFUSED,
-    Receipt,
-    application_digest,
-    sign_receipt,
-)
+from integrator.contract import Contract, check_insz
+from integrator.faults import ClientFault, ContractViolation, IdempotencyConflict, InternalError
 from integrator.service import CallContext, HandlerResult, ServiceDefinition, operation
 from repository import applications
 from repository.applications import Application
 from repository.base import aware
+from services.application_receipts import sign_receipt
 
 log = logging.getLogger("kruispunt.applications")
 
@@ -45,6 +37,12 @@ INTAKE_XSD = "backends/ApplicationIntake/v1/ApplicationIntake.xsd"
 INSTITUTIONS = {"DISABILITY_ALLOWANCE": "disability-applications", "PENSION": "pension-applications"}
 PAGE_SIZE = 20
 FIRST_TRY = timedelta(seconds=5)  # how long the background forwarders leave a new submission to its own worker
+
+
+# --- this service's faults (one fault family: integrator/faults.py) ---------------------------------------
+class ReceiptUnknown(ClientFault):
+    CODE = "Client.Application.ReceiptUnknown"
+    HTTP_STATUS = 404
 
 
 @cache
@@ -94,9 +92,7 @@ def _answer(row: Application, delivery: outbox.Delivery) -> dict[str, Any]:
 
 
 def _state(ctx: CallContext, row: Application) -> outbox.Delivery:
-    assert ctx.sessions is not None
-    with ctx.sessions() as session:
-        return outbox.state_of(session, row.delivery_id)
+    return outbox.state_of(ctx.session, row.delivery_id)
 
 
 def _retry(row: Application, digest: str, ctx: CallContext) -> HandlerResult:
@@ -111,29 +107,26 @@ def _retry(row: Application, digest: str, ctx: CallContext) -> HandlerResult:
     return HandlerResult(_answer(row, delivery), detail=f"retry of {row.ticket}: {delivery.state}")
 
 
-def _deliver_now(ctx: CallContext, entry_id: int) -> outbox.Delivery | None:
-    """Try the institution at once; the stored entry is delivered later whatever happens here."""
-    if ctx.forwarder is None:
-        return None
-    try:
-        return ctx.forwarder.deliver(entry_id)
-    except Exception:  # the application is stored: the background forwarder delivers it
-        log.exception("immediate delivery of outbox entry %s failed", entry_id)
-        return None
+def _deliver_now(ctx: CallContext, entry_id: int) -> None:
+    """After the commit: try the institution at once; the stored entry is delivered later whatever happens here."""
+    if ctx.forwarder is not None:
+        ctx.forwarder.deliver(entry_id)
 
 
 def submit_application(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
-    """Store the application, its signed receipt and its outbox entry in one transaction; then try the
-    institution at once. A retry with the same MessageId answers the first submission."""
-    assert ctx.sessions is not None and ctx.signing_key is not None and ctx.payload is not None
+    """Store the application, its signed receipt and its outbox entry in the request's transaction; once that
+    committed, the institution is tried at once (an after-commit step). The receipt attests what was received
+    and that its forwarding is pending; where the delivery stands is in Delivery, next to it, on every GetReceipt.
+    A retry with the same MessageId answers the first submission."""
+    assert ctx.signing_key is not None and ctx.payload is not None
     insz = check_insz(request["Insz"])
-    born = date.fromisoformat(str(request["BirthDate"])[:10])
+    born = request["BirthDate"]
     if born > ctx.received_at.date():
         raise ContractViolation(f"BirthDate {born} lies in the future; correct the applicant's birth date.")
     digest = application_digest(ctx.payload)  # the application as received, as its signature covered it
-    with ctx.sessions() as session:
-        earlier = applications.by_message_id(session, ctx.organisation.id, ctx.message_id)
-    if earlier is not None:
+    session = ctx.session
+    earlier = applications.by_message_id(session, ctx.organisation.id, ctx.message_id)
+    if earlier is not None:  # a retry (also when a concurrent one won: the pipeline serves the loser again)
         return _retry(earlier, digest, ctx)
 
     kind = request["Kind"]
@@ -143,62 +136,42 @@ def submit_application(request: dict[str, Any], ctx: CallContext) -> HandlerResu
                        organisation=ctx.organisation.enterprise_number, official=ctx.official,
                        institution=institution, file_number=request["FileNumber"], insz=insz,
                        application_digest=digest, forwarding=FORWARDING_PENDING)
-    try:
-        with ctx.sessions() as session:
-            entry = outbox.enqueue(session, kind="application", service=SERVICE.key, backend=institution,
-                                   payload=payload, ticket=ctx.ticket, now=ctx.received_at)
-            # this worker tries first (below); the background forwarders take over only if it could not
-            entry.next_attempt_at = ctx.received_at + FIRST_TRY
-            row = Application(ticket=ctx.ticket, kind=kind, organisation_id=ctx.organisation.id,
-                              official=ctx.official, message_id=ctx.message_id, insz=insz,
-                              file_number=request["FileNumber"], institution=institution,
-                              received_at=ctx.received_at, digest=digest,
-                              receipt=sign_receipt(attested, ctx.signing_key).decode(), delivery_id=entry.id)
-            session.add(row)
-            session.commit()
-            entry_id = entry.id
-    except IntegrityError:  # a concurrent retry with the same MessageId was stored first
-        with ctx.sessions() as session:
-            earlier = applications.by_message_id(session, ctx.organisation.id, ctx.message_id)
-        if earlier is None:
-            raise
-        return _retry(earlier, digest, ctx)
-
-    delivery = _deliver_now(ctx, entry_id)
-    if delivery is not None and delivery.state in (DELIVERED, REFUSED):
-        # the institution answered at once: the receipt handed out says so, and replaces the pending one stored
-        # with the application (which only a concurrent retry of this very submission could have seen)
-        final = replace(attested, signed_at=datetime.now(UTC), forwarding=delivery.state,
-                        institution_reference=institution_reference(delivery))
-        row.receipt = sign_receipt(final, ctx.signing_key).decode()
-        with ctx.sessions() as session:
-            session.execute(update(Application).where(Application.id == row.id).values(receipt=row.receipt))
-            session.commit()
-    current = delivery if delivery is not None else _state(ctx, row)
+    entry = outbox.enqueue(session, kind="application", service=SERVICE.key, backend=institution,
+                           payload=payload, ticket=ctx.ticket, now=ctx.received_at)
+    # this worker tries first (after the commit); the background forwarders take over only if it could not
+    entry.next_attempt_at = ctx.received_at + FIRST_TRY
+    row = Application(ticket=ctx.ticket, kind=kind, organisation_id=ctx.organisation.id,
+                      official=ctx.official, message_id=ctx.message_id, insz=insz,
+                      file_number=request["FileNumber"], institution=institution,
+                      received_at=ctx.received_at, digest=digest,
+                      receipt=sign_receipt(attested, ctx.signing_key).decode(), delivery_id=entry.id)
+    session.add(row)
+    session.flush()
+    entry_id = entry.id
+    ctx.after_commit(lambda: _deliver_now(ctx, entry_id))
+    current = outbox.delivery(entry)
     return HandlerResult(_answer(row, current), detail=f"{kind} to {institution}: {current.state}")
 
 
 def get_receipt(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
-    assert ctx.sessions is not None
     ticket = request["Ticket"]
-    with ctx.sessions() as session:
-        row = applications.receipt_of(session, ticket, ctx.organisation.id, ctx.official)
-        if row is None:
-            raise ReceiptUnknown(f"You have no receipt with ticket {ticket}: only the official who submitted an "
-                                 "application can fetch its receipt; check the ticket.")
-        delivery = outbox.state_of(session, row.delivery_id)
+    session = ctx.session
+    row = applications.receipt_of(session, ticket, ctx.organisation.id, ctx.official)
+    if row is None:
+        raise ReceiptUnknown(f"You have no receipt with ticket {ticket}: only the official who submitted an "
+                             "application can fetch its receipt; check the ticket.")
+    delivery = outbox.state_of(session, row.delivery_id)
     return HandlerResult(_answer(row, delivery), detail=f"{ticket}: {delivery.state}")
 
 
 def list_receipts(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
-    assert ctx.sessions is not None
     page, size = int(request.get("Page") or 1), int(request.get("PageSize") or PAGE_SIZE)
-    with ctx.sessions() as session:
-        total, rows = applications.receipts_of(session, ctx.organisation.id, ctx.official, request.get("Kind"),
-                                               page, size)
-        found = [{"Ticket": a.ticket, "ReceivedAt": aware(a.received_at), "Kind": a.kind,
-                  "Institution": a.institution, "FileNumber": a.file_number, "Insz": a.insz,
-                  "Delivery": _delivery(outbox.delivery(e))} for a, e in rows]
+    session = ctx.session
+    total, rows = applications.receipts_of(session, ctx.organisation.id, ctx.official, request.get("Kind"),
+                                           page, size)
+    found = [{"Ticket": a.ticket, "ReceivedAt": aware(a.received_at), "Kind": a.kind,
+              "Institution": a.institution, "FileNumber": a.file_number, "Insz": a.insz,
+              "Delivery": _delivery(outbox.delivery(e))} for a, e in rows]
     return HandlerResult({"Total": total, "Page": page, "PageSize": size, "Receipt": found},
                          detail=f"{len(found)} of {total} receipt(s)")
 

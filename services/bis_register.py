@@ -5,18 +5,24 @@ answers only about persons in the caller's files (reference directory) for the c
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from integrator.faults import ContractViolation, RegisterPersonUnknown
+from integrator.faults import ClientFault, ContractViolation
 from integrator.service import CallContext, HandlerResult, Operation, ServiceDefinition, operation
 from repository import bis
 from repository.base import aware
 
 NS = "urn:kruispunt:BisRegister:v1"
 UPDATE = "BisRegister.Update"
+
+
+# --- this service's faults (one fault family: integrator/faults.py) ---------------------------------------
+class RegisterPersonUnknown(ClientFault):
+    CODE = "Client.Register.PersonUnknown"
+    HTTP_STATUS = 404
 
 
 def _person(session: Session, insz: str) -> bis.BisPerson:
@@ -44,12 +50,11 @@ def _contact(row: bis.BisContact, numbers: dict[int, str]) -> dict[str, Any]:
 
 
 def consult_person(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
-    assert ctx.sessions is not None
-    with ctx.sessions() as session:
-        person = _person(session, request["Insz"])
-        addresses, contacts = bis.addresses(session, person.id), bis.contacts(session, person.id)
-        numbers = bis.enterprise_numbers(session, {person.created_by, *(r.recorded_by for r in addresses),
-                                                   *(r.recorded_by for r in contacts)})
+    session = ctx.session
+    person = _person(session, request["Insz"])
+    addresses, contacts = bis.addresses(session, person.id), bis.contacts(session, person.id)
+    numbers = bis.enterprise_numbers(session, {person.created_by, *(r.recorded_by for r in addresses),
+                                               *(r.recorded_by for r in contacts)})
     body = {
         "Insz": person.insz,
         "Person": {"LastName": person.last_name, "FirstNames": person.first_names, "BirthDate": person.born.text(),
@@ -64,42 +69,38 @@ def consult_person(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
 
 
 def update_address(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
-    assert ctx.sessions is not None
-    valid_from, given = date.fromisoformat(request["ValidFrom"]), request["Address"]
+    valid_from, given = request["ValidFrom"], request["Address"]
     fields = bis.AddressFields(given["Street"], given["HouseNumber"], given["Postcode"], given["Municipality"],
                                given["Country"])
-    with ctx.sessions() as session:
-        person = _person(session, request["Insz"])
-        try:
-            row, closed = bis.add_address(session, person, fields, valid_from,
-                                          bis.Recorded(ctx.received_at, ctx.organisation.id, ctx.ticket))
-        except bis.PeriodOrder as error:
-            raise ContractViolation(f"ValidFrom {valid_from}: {error}.") from None
-        numbers = bis.enterprise_numbers(session, {row.recorded_by, *([closed.recorded_by] if closed else [])})
-        body = {"Insz": person.insz, "Current": _address(row, numbers),
-                "Closed": _address(closed, numbers) if closed else None}
-        session.commit()
+    session = ctx.session
+    person = _person(session, request["Insz"])
+    try:
+        row, closed = bis.add_address(session, person, fields, valid_from,
+                                      bis.Recorded(ctx.received_at, ctx.organisation.id, ctx.ticket))
+    except bis.PeriodOrder as error:
+        raise ContractViolation(f"ValidFrom {valid_from}: {error}.") from None
+    numbers = bis.enterprise_numbers(session, {row.recorded_by, *([closed.recorded_by] if closed else [])})
+    body = {"Insz": person.insz, "Current": _address(row, numbers),
+            "Closed": _address(closed, numbers) if closed else None}
     return HandlerResult(body, detail=f"address from {valid_from}" + (f", previous ends {closed.valid_until}"
                                                                        if closed else ""))
 
 
 def update_contact(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
-    assert ctx.sessions is not None
     phone, email = request.get("Phone"), request.get("Email")
     if phone is None and email is None:
         raise ContractViolation("Give Phone, Email or both.")
-    valid_from = date.fromisoformat(request["ValidFrom"])
-    with ctx.sessions() as session:
-        person = _person(session, request["Insz"])
-        try:
-            row, closed = bis.add_contact(session, person, phone, email, valid_from,
-                                          bis.Recorded(ctx.received_at, ctx.organisation.id, ctx.ticket))
-        except bis.PeriodOrder as error:
-            raise ContractViolation(f"ValidFrom {valid_from}: {error}.") from None
-        numbers = bis.enterprise_numbers(session, {row.recorded_by, *([closed.recorded_by] if closed else [])})
-        body = {"Insz": person.insz, "Current": _contact(row, numbers),
-                "Closed": _contact(closed, numbers) if closed else None}
-        session.commit()
+    valid_from = request["ValidFrom"]
+    session = ctx.session
+    person = _person(session, request["Insz"])
+    try:
+        row, closed = bis.add_contact(session, person, phone, email, valid_from,
+                                      bis.Recorded(ctx.received_at, ctx.organisation.id, ctx.ticket))
+    except bis.PeriodOrder as error:
+        raise ContractViolation(f"ValidFrom {valid_from}: {error}.") from None
+    numbers = bis.enterprise_numbers(session, {row.recorded_by, *([closed.recorded_by] if closed else [])})
+    body = {"Insz": person.insz, "Current": _contact(row, numbers),
+            "Closed": _contact(closed, numbers) if closed else None}
     return HandlerResult(body, detail=f"contact data from {valid_from}")
 
 

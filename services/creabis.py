@@ -8,29 +8,18 @@ in the same transaction: the organisation that asked for the number has a file o
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
-import random
-import time
 from dataclasses import dataclass
 from datetime import UTC, date
 from functools import cache
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from integrator.config import PROJECT_ROOT
 from integrator.contract import Contract
 from integrator.dispatch import BackendContract
-from integrator.faults import (
-    BirthDateImpossible,
-    BisNumbersExhausted,
-    CreabisExactMatch,
-    IdempotencyConflict,
-    InternalError,
-    KruispuntFault,
-)
+from integrator.faults import ClientFault, IdempotencyConflict, KruispuntFault
 from integrator.service import CallContext, HandlerResult, ServiceDefinition, operation
 from repository import bis, directory
 from repository.base import aware
@@ -53,8 +42,21 @@ NR_XSD = "backends/NationalRegister/v1/NationalRegister.xsd"
 NR_BACKEND = "national-register"
 NATIONAL_REGISTER, BIS_REGISTER = "NATIONAL_REGISTER", "BIS_REGISTER"
 DEFAULT_RESULTS = 10
-ALLOCATION_SECONDS = 20.0  # creations that lose a race for a sequence number (or SQLite's write lock) try
-#                            again, with growing jittered pauses, for this long
+
+
+# --- this service's faults (one fault family: integrator/faults.py) ---------------------------------------
+class CreabisExactMatch(ClientFault):
+    CODE = "Client.Creabis.ExactMatch"
+    HTTP_STATUS = 409
+
+
+class BirthDateImpossible(ClientFault):
+    CODE = "Client.Creabis.BirthDateImpossible"
+
+
+class BisNumbersExhausted(KruispuntFault):
+    CODE = "Server.Creabis.NumbersExhausted"
+    HTTP_STATUS = 503
 
 
 @cache
@@ -83,13 +85,12 @@ def national_register_persons(ctx: CallContext, born_from: date | None, born_unt
                                name=NR_BACKEND)
     found = (answer.get("search_personsResult") or {}).get("NrPerson") or []
     persons = [p for p in (found if isinstance(found, list) else [found]) if p]
-    return [Candidate(p["insz"], Identity(p["last_name"], p["first_names"], _full(str(p["birth_date"])),
+    return [Candidate(p["insz"], Identity(p["last_name"], p["first_names"], _full(p["birth_date"]),
                                           p["gender"] if p["gender"] in ("M", "F") else None, p["nationality"]),
                       NATIONAL_REGISTER) for p in persons]
 
 
-def _full(text: str) -> PartialDate:
-    day = date.fromisoformat(text)
+def _full(day: date) -> PartialDate:
     return PartialDate(day.year, day.month, day.day)
 
 
@@ -100,7 +101,6 @@ def register_candidates(rows: list[bis.BisPerson]) -> list[Candidate]:
 
 # --- SearchPersons ------------------------------------------------------------------------------------------------
 def search_persons(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
-    assert ctx.sessions is not None
     asked = Identity(request["LastName"], request.get("FirstNames") or "",
                      born(request.get("BirthDate"), ctx.received_at.date()), request.get("Gender"),
                      request.get("Nationality"))
@@ -113,8 +113,8 @@ def search_persons(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
         sources.append({"Name": NATIONAL_REGISTER, "Outcome": "CONSULTED"})
     except KruispuntFault as fault:
         sources.append({"Name": NATIONAL_REGISTER, "Outcome": "UNAVAILABLE", "Reason": f"{fault.code}: {fault.reason}"})
-    with ctx.sessions() as session:
-        candidates += register_candidates(bis.born_around(session, year))
+    session = ctx.session
+    candidates += register_candidates(bis.born_around(session, year))
     sources.append({"Name": BIS_REGISTER, "Outcome": "CONSULTED"})
     ranked = sorted(((score(asked, c.identity), c) for c in candidates), key=lambda sc: (-sc[0].score, sc[1].insz))
     shown = [(s, c) for s, c in ranked if relevant(s)][: int(request.get("MaxResults") or DEFAULT_RESULTS)]
@@ -140,37 +140,24 @@ def _candidate(scored: Scored, candidate: Candidate) -> dict[str, Any]:
 def create_bis_number(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
     """One number per identity and per MessageId: a retry answers the first number; a race for the same identity
     is won by one request, the other is refused with CreabisExactMatch naming the winner's number."""
-    assert ctx.sessions is not None
     person, evidence = request["Person"], request["Evidence"]
     asked = Identity(person["LastName"].strip(), person["FirstNames"].strip(),
                      born(person.get("BirthDate"), ctx.received_at.date()), person.get("Gender"),
                      person["Nationality"])
     digest = hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
-    with ctx.sessions() as session:
-        earlier = bis.by_message(session, ctx.organisation.id, ctx.message_id)
-        if earlier is not None:
-            return _retried(earlier, digest, ctx)
+    session = ctx.session
+    earlier = bis.by_message(session, ctx.organisation.id, ctx.message_id)
+    if earlier is not None:
+        return _retried(earlier, digest, ctx)
     full = asked.born.full
     if full is not None:
         match = next((c for c in national_register_persons(ctx, full, full) if is_exact(asked, c.identity)), None)
         if match is not None:
             raise CreabisExactMatch(_exact_reason(match.insz, NATIONAL_REGISTER))
     key = identity_key(asked, (evidence["DocumentType"], evidence["DocumentNumber"], evidence["IssuingCountry"]))
-    deadline = time.monotonic() + ALLOCATION_SECONDS
-    for attempt in itertools.count():
-        try:
-            with ctx.sessions() as session:
-                return _create(session, request, asked, key, digest, ctx)
-        except IntegrityError:
-            pass  # another creation took the number, the identity or the MessageId: look again
-        except OperationalError as error:
-            if "locked" not in str(error):
-                raise  # SQLite: another writer holds the database; anything else is not ours to retry
-        if time.monotonic() > deadline:
-            break
-        time.sleep(random.uniform(0, min(0.2, 0.005 * 2 ** min(attempt, 6))))  # jitter: the losers spread out
-    raise InternalError("The BIS number could not be allocated after repeated conflicts; retry with the same "
-                        "MessageId.")
+    # a concurrent creation that takes the number, the identity or the MessageId first makes this transaction
+    # conflict: the pipeline serves it again, and _create then finds what the winner stored
+    return _create(session, request, asked, key, digest, ctx)
 
 
 def _create(session: Session, request: dict[str, Any], asked: Identity, key: str, digest: str,
@@ -207,10 +194,9 @@ def _create(session: Session, request: dict[str, Any], asked: Identity, key: str
     if address:
         fields = bis.AddressFields(address["Street"], address["HouseNumber"], address["Postcode"],
                                    address["Municipality"], address["Country"])
-        valid_from = date.fromisoformat(address["ValidFrom"]) if address.get("ValidFrom") else now.date()
+        valid_from = address.get("ValidFrom") or now.date()
         bis.add_address(session, row, fields, valid_from, bis.Recorded(now, ctx.organisation.id, ctx.ticket))
     directory.register(session, ctx.organisation.id, row.insz, ctx.purpose, now.date())
-    session.commit()
     return HandlerResult(_answer(row, created=True), detail=f"created BIS number {row.insz}")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy.orm import Session
@@ -12,61 +11,22 @@ from integrator.config import PROJECT_ROOT, Settings
 from repository import directory, registry
 from services import demo_applications, demo_creabis, demo_proposals
 from services.backends.catalogue import BACKENDS
-from services.backends.persons import PERSONS, make_insz
+from services.backends.persons import PERSONS
 from services.backends.status_source import SOURCES
+from services.demo_organisations import (
+    DIRECTORY,
+    GENERIC,
+    OFFICIALS,
+    ORGANISATIONS,
+    PURPOSE_DISCOVERY,
+    PURPOSE_FILES,
+    PURPOSE_REGISTRATION,
+    PURPOSE_TAX,
+    RIGHTS,
+)
 from services.tax_exemption import SERVICE as TAX_EXEMPTION
 
-PURPOSE_TAX = "MUNICIPAL_TAX_EXEMPTION"
-GENERIC = "StatusSource"
-PURPOSE_DISCOVERY = "SERVICE_DISCOVERY"
-PURPOSE_REGISTRATION = "SERVICE_REGISTRATION"
-PURPOSE_FILES = "FILE_MANAGEMENT"
-DIRECTORY = "ReferenceDirectory"
-RIGHTS = (TAX_EXEMPTION.name, GENERIC, "Metadata", "Repository", DIRECTORY)  # every demo organisation may use
-
 MUNICIPAL_SERVICES = (demo_proposals, demo_creabis, demo_applications)
-
-
-def enterprise_number(first8: int) -> str:
-    """A syntactically valid enterprise number (check digits mod 97) for synthetic organisations."""
-    digits = f"{first8:08d}"
-    return f"{digits}{97 - int(digits) % 97:02d}"
-
-
-@dataclass(frozen=True)
-class DemoOrganisation:
-    enterprise_number: str
-    name: str
-    kind: str
-    nis_code: str | None
-
-
-@dataclass(frozen=True)
-class DemoOfficial:
-    organisation: str
-    insz: str
-    name: str
-    grants: tuple[str, ...]  # services granted for PURPOSE_TAX; every demo official may also discover services
-
-
-KRUISDORP = DemoOrganisation(enterprise_number(2071234), "Gemeente Kruisdorp", "municipality", "44021")
-BRUGSTEDE = DemoOrganisation(enterprise_number(2079876), "Stad Brugstede", "municipality", "31005")
-OCMW = DemoOrganisation(enterprise_number(2125555), "OCMW Kruisdorp", "pcsw", None)
-INSTITUTION = DemoOrganisation(enterprise_number(2409001), "Sociale Verzekeringsinstelling Demo", "institution", None)
-ORGANISATIONS = (KRUISDORP, BRUGSTEDE, OCMW, INSTITUTION)
-
-OFFICIALS = (
-    DemoOfficial(KRUISDORP.enterprise_number, make_insz(date(1975, 4, 12), 145), "An Verhoeven (tax office)",
-                 (TAX_EXEMPTION.name, GENERIC)),
-    DemoOfficial(KRUISDORP.enterprise_number, make_insz(date(1982, 9, 3), 212), "Bart Smets (population office)",
-                 ()),
-    DemoOfficial(BRUGSTEDE.enterprise_number, make_insz(date(1969, 1, 27), 89), "Carine Jacobs (tax office)",
-                 (TAX_EXEMPTION.name,)),
-    DemoOfficial(OCMW.enterprise_number, make_insz(date(1991, 12, 5), 33), "Dirk Peeters (social worker)",
-                 (TAX_EXEMPTION.name,)),
-    DemoOfficial(INSTITUTION.enterprise_number, make_insz(date(1980, 3, 3), 77), "Els Mertens (file handler)",
-                 ()),
-)
 
 
 def load(settings: Settings, session: Session, backend_urls: dict[str, str]) -> None:

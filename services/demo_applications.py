@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from integrator import commands
 from integrator.config import Settings
 from services.backends.persons import PERSONS
+from services.demo_organisations import BRUGSTEDE, KRUISDORP, OCMW, OFFICIALS
 
 SERVICE = "Applications"
 PURPOSE_APPLICATION = "SOCIAL_APPLICATION"  # a municipality applies for a social benefit on a citizen's behalf
@@ -22,7 +23,6 @@ TIMEOUT_SECONDS = 10.0  # an intake files the application before it answers; giv
 
 def load(settings: Settings, session: Session, backend_urls: dict[str, str]) -> None:
     """Idempotent, like everything in the demo."""
-    from services.demo import BRUGSTEDE, KRUISDORP, OCMW, OFFICIALS  # services.demo imports this module
 
     for org in (KRUISDORP, BRUGSTEDE, OCMW):
         commands.add_access_right(session, org.enterprise_number, SERVICE)

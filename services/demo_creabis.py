@@ -16,6 +16,7 @@ from integrator.config import Settings
 from repository import bis, directory
 from repository.bis_numbers import PartialDate, compose, free_sequence, prefix, sequence_of
 from repository.models import Organisation
+from services.demo_organisations import BRUGSTEDE, KRUISDORP, OCMW, OFFICIALS
 from services.matching import Identity, identity_key
 
 CREABIS, REGISTER, UPDATE = "Creabis", "BisRegister", "BisRegister.Update"
@@ -29,7 +30,6 @@ DEMO_TICKET = "KP-20260101-" + "0" * 32
 
 def load(settings: Settings, session: Session, backend_urls: dict[str, str]) -> None:
     """Idempotent, like everything in the demo."""
-    from services.demo import BRUGSTEDE, KRUISDORP, OCMW, OFFICIALS  # services.demo imports this module
 
     commands.add_backend(session, "Creabis/v1", NR_BACKEND,
                          backend_urls.get(NR_BACKEND, f"http://127.0.0.1:{NR_PORT}/"),

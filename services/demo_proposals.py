@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from integrator import commands
 from integrator.config import Settings
 from services.backends.persons import PERSONS
+from services.demo_organisations import BRUGSTEDE, INSTITUTION, KRUISDORP, OFFICIALS
 
 SERVICE = "UpdateProposals"
 BACKEND = "national-register"
@@ -23,7 +24,6 @@ PURPOSE_POPULATION = "POPULATION_REGISTER"  # a municipality's population office
 
 def load(settings: Settings, session: Session, backend_urls: dict[str, str]) -> None:
     """Idempotent, like everything in the demo."""
-    from services.demo import BRUGSTEDE, INSTITUTION, KRUISDORP, OFFICIALS  # services.demo imports this module
 
     for org in (INSTITUTION, KRUISDORP, BRUGSTEDE):
         commands.add_access_right(session, org.enterprise_number, SERVICE)

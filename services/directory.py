@@ -3,7 +3,6 @@ Services that concern a person answer only about persons in the caller's files (
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from integrator.contract import check_insz
@@ -19,32 +18,27 @@ def _entry(entry: directory.Entry) -> dict[str, Any]:
 
 
 def register_person(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
-    assert ctx.sessions is not None
     insz = check_insz(request["Insz"])
-    start = date.fromisoformat(request["Start"])
-    end = date.fromisoformat(request["End"]) if request.get("End") else None
+    start = request["Start"]
+    end = request.get("End")
     if end is not None and end < start:
         raise ContractViolation(f"The period ends ({end}) before it starts ({start}); correct End or Start.")
-    with ctx.sessions() as session:
-        entry, created = directory.register(session, ctx.organisation.id, insz, request["Purpose"], start, end)
-        session.commit()
+    session = ctx.session
+    entry, created = directory.register(session, ctx.organisation.id, insz, request["Purpose"], start, end)
     return HandlerResult({"Entry": _entry(entry), "Created": created},
                          detail=f"{'registered' if created else 'already registered'}: {request['Purpose']}")
 
 
 def unregister_person(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
-    assert ctx.sessions is not None
-    with ctx.sessions() as session:
-        closed = directory.unregister(session, ctx.organisation.id, request["Insz"], request["Purpose"],
-                                      date.fromisoformat(request["End"]))
-        session.commit()
+    session = ctx.session
+    closed = directory.unregister(session, ctx.organisation.id, request["Insz"], request["Purpose"],
+                                  request["End"])
     return HandlerResult({"PeriodsClosed": closed}, detail=f"{closed} period(s) closed")
 
 
 def list_persons(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
-    assert ctx.sessions is not None
-    with ctx.sessions() as session:
-        found = directory.entries(session, ctx.organisation.id, request.get("Insz"), request.get("Purpose"))
+    session = ctx.session
+    found = directory.entries(session, ctx.organisation.id, request.get("Insz"), request.get("Purpose"))
     return HandlerResult({"Entry": [_entry(e) for e in found]}, detail=f"{len(found)} entr(y/ies)")
 
 

@@ -11,10 +11,9 @@ from repository.registry import changes_since
 
 def get_changes(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
     """Versions open to federation changed after the peer's cursor, oldest first, at most Limit of them."""
-    assert ctx.sessions is not None
     limit = min(int(request.get("Limit") or PAGE), 1000)
-    with ctx.sessions() as session:
-        items, head = changes_since(session, int(request["Cursor"]), limit)
+    session = ctx.session
+    items, head = changes_since(session, int(request["Cursor"]), limit)
     changes, size = [], 0
     for item in items:  # a page also stops at PAGE_BYTES of documents (always at least one change)
         size += sum(len(content) for content in item.docs.files.values())

@@ -26,13 +26,6 @@ SOAP_ADDRESSES = ("{http://schemas.xmlsoap.org/wsdl/soap/}address", "{http://sch
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
 
-def published() -> list[ServiceDefinition]:
-    """The code-backed services; imported here, not at module level, because services/__init__ imports us."""
-    from services import PUBLISHED
-
-    return list(PUBLISHED)
-
-
 def endpoint(ctx: CallContext, name: str, major: int) -> str:
     return f"{ctx.base_url}/soap/{name}/v{major}"
 
@@ -42,14 +35,9 @@ def major_of(service: ServiceDefinition) -> int:
     return int(service.version.removeprefix("v"))
 
 
-def code_backed(name: str, major: int | None = None) -> ServiceDefinition | None:
-    return next((s for s in published() if s.name == name and (major is None or major_of(s) == major)), None)
-
-
-def sessions(ctx: CallContext) -> Session:
-    if ctx.sessions is None:
-        raise InternalError("The metadata service was called without access to the repository.")
-    return ctx.sessions()
+def code_backed(ctx: CallContext, name: str, major: int | None = None) -> ServiceDefinition | None:
+    """The integrator's own (code-backed) service of that name, as the pipeline tells its services."""
+    return next((s for s in ctx.services if s.name == name and (major is None or major_of(s) == major)), None)
 
 
 # --- ListServices ---------------------------------------------------------------------------------------------
@@ -58,10 +46,10 @@ def list_services(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
     entries: list[dict[str, Any]] = [
         {"Name": s.name, "Version": f"{major_of(s)}.0", "Status": "active", "Description": s.description or s.title,
          "Endpoint": ctx.base_url + s.path, "Origin": "local"}
-        for s in published()
+        for s in ctx.services
     ]
-    with sessions(ctx) as session:
-        entries.extend(_listed(ctx, row) for row in list_versions(session, callable_only=True))
+    session = ctx.session
+    entries.extend(_listed(ctx, row) for row in list_versions(session, callable_only=True))
     entries.sort(key=lambda e: (e["Name"], *map(int, e["Version"].split("."))))
     return HandlerResult({"Service": entries})
 
@@ -76,16 +64,16 @@ def _listed(ctx: CallContext, row: ServiceVersion) -> dict[str, Any]:
 def list_operations(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
     """The operations the endpoint /soap/{Name}/v{Major} serves."""
     name, major = str(request["Name"]), int(request["Major"])
-    service = code_backed(name, major)
+    service = code_backed(ctx, name, major)
     if service is not None:
         operations = [operation_entry(op.name, op.request, op.response, op.soap_action) for op in service.operations]
         return HandlerResult({"Name": name, "Version": f"{major}.0", "Operation": operations})
-    with sessions(ctx) as session:
-        row = current_version(session, name, major)
-        if row is None:
-            raise ServiceUnknown(f"{name} v{major} has no published version on this integrator; "
-                                 "ListServices names the services there are.")
-        version, docs = row.version, documents(session, row)
+    session = ctx.session
+    row = current_version(session, name, major)
+    if row is None:
+        raise ServiceUnknown(f"{name} v{major} has no published version on this integrator; "
+                             "ListServices names the services there are.")
+    version, docs = row.version, documents(session, row)
     compiled = _compiled(docs, f"{name} {version}")
     operations = [operation_entry(op.name, op.request, op.response, op.soap_action)
                   for op in compiled.operations.values()]
@@ -112,8 +100,8 @@ def _element_name(clark: str) -> dict[str, str]:
 # --- ListAllowedServices --------------------------------------------------------------------------------------
 def list_allowed_services(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
     """What the calling official may use today: active, valid grants within the organisation's access rights."""
-    with sessions(ctx) as session:
-        allowed = allowed_services(session, ctx.organisation.id, ctx.official, ctx.received_at.date())
+    session = ctx.session
+    allowed = allowed_services(session, ctx.organisation.id, ctx.official, ctx.received_at.date())
     return HandlerResult({"Service": [{"Name": name, "Purpose": purposes} for name, purposes in allowed]})
 
 
@@ -129,9 +117,9 @@ class ContractDocuments:
 def get_wsdl(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
     """The WSDL and its schemas as registered, with every soap:address pointing at this integrator."""
     name, version = str(request["Name"]), request.get("Version")
-    with sessions(ctx) as session:
-        contract = _code_backed_contract(name, version) or _registered_contract(session, ctx, name, version)
-        hidden = backend_urls(session, f"{contract.name}/v{contract.major}")  # never to leave this integrator
+    session = ctx.session
+    contract = _code_backed_contract(ctx, name, version) or _registered_contract(session, ctx, name, version)
+    hidden = backend_urls(session, f"{contract.name}/v{contract.major}")  # never to leave this integrator
     address = endpoint(ctx, contract.name, contract.major)
     docs = public_documents(contract.docs, address, hidden)
     ordered = sorted(docs.files.items(), key=lambda item: (item[0] != docs.wsdl, item[0]))  # the WSDL first
@@ -144,8 +132,8 @@ def get_wsdl(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
     })
 
 
-def _code_backed_contract(name: str, version: str | None) -> ContractDocuments | None:
-    service = code_backed(name)
+def _code_backed_contract(ctx: CallContext, name: str, version: str | None) -> ContractDocuments | None:
+    service = code_backed(ctx, name)
     if service is None or (version is not None and version != f"{major_of(service)}.0"):
         return None
     wsdl = f"wsdl/{service.wsdl}"

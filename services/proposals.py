@@ -14,20 +14,13 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
+from kruispunt_client.xml import build
 from sqlalchemy.orm import Session
 
 from integrator.config import PROJECT_ROOT
-from integrator.contract import Contract, build
+from integrator.contract import Contract
 from integrator.dispatch import BackendContract
-from integrator.faults import (
-    ContractViolation,
-    IdempotencyConflict,
-    MunicipalityNotConnected,
-    ProposalAlreadyDecided,
-    ProposalNotCompetent,
-    ProposalPersonUnknown,
-    ProposalUnknown,
-)
+from integrator.faults import ClientFault, ContractViolation, IdempotencyConflict, KruispuntFault
 from integrator.outbox import PENDING, enqueue, state_of
 from integrator.service import CallContext, HandlerResult, ServiceDefinition, operation
 from repository import proposals as store
@@ -42,6 +35,34 @@ NR_BACKEND = "national-register"
 SERVICE_KEY = "UpdateProposals/v1"
 DEFAULT_PAGE = 50
 log = logging.getLogger("kruispunt.proposals")
+
+
+# --- this service's faults (one fault family: integrator/faults.py) ---------------------------------------
+class ProposalPersonUnknown(ClientFault):
+    CODE = "Client.Proposal.PersonUnknown"
+    HTTP_STATUS = 404
+
+
+class ProposalUnknown(ClientFault):
+    CODE = "Client.Proposal.Unknown"
+    HTTP_STATUS = 404
+
+
+class ProposalNotCompetent(ClientFault):
+    CODE = "Client.Proposal.NotCompetent"
+    HTTP_STATUS = 403
+
+
+class ProposalAlreadyDecided(ClientFault):
+    CODE = "Client.Proposal.AlreadyDecided"
+    HTTP_STATUS = 409
+
+
+class MunicipalityNotConnected(KruispuntFault):
+    """The National Register names a municipality that is not (yet) an organisation of this network."""
+
+    CODE = "Server.Proposal.MunicipalityNotConnected"
+    HTTP_STATUS = 503
 
 
 @cache
@@ -165,15 +186,14 @@ def _repeat(session: Session, first: Proposal, digest: str, ctx: CallContext) ->
 
 
 def submit_proposal(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
-    assert ctx.sessions is not None
     insz, field, value = request["Insz"], request["Field"], request["ProposedValue"]
     evidence = request["Evidence"]
     document = _document(evidence)
     digest = _digest(insz, field, value, evidence["Description"], document)
-    with ctx.sessions() as session:
-        first = store.by_message(session, ctx.organisation.id, ctx.message_id)
-        if first is not None:
-            return _repeat(session, first, digest, ctx)
+    session = ctx.session
+    first = store.by_message(session, ctx.organisation.id, ctx.message_id)
+    if first is not None:
+        return _repeat(session, first, digest, ctx)
     answer = ctx.backends.call(nr_person(), {"insz": insz}, name=NR_BACKEND)
     person = answer.get("get_personResult")
     if not person:
@@ -181,51 +201,45 @@ def submit_proposal(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
                                     "propose an update to.", source=NR_BACKEND)
     address = person["address"]
     nis = address["nis_code"]
-    with ctx.sessions() as session:
-        municipality = store.competent_municipality(session, nis)
-        if municipality is None:
-            raise MunicipalityNotConnected(
-                f"The National Register registers {insz} in {address['municipality']} (NIS {nis}), which is not "
-                "connected to this network; the proposal cannot be routed.")
-        proposal = Proposal(reference=ctx.ticket, proposer_id=ctx.organisation.id, proposer_official=ctx.official,
-                            message_id=ctx.message_id, request_digest=digest, insz=insz, field=field,
-                            proposed_value=value, evidence=evidence["Description"], document_name=document[0],
-                            document_type=document[1], document=document[2], competent_id=municipality.id,
-                            state=SUBMITTED, submitted_at=ctx.received_at)
-        stored, new = store.submit(session, proposal)
-        if not new:  # a concurrent retry stored it first
-            return _repeat(session, stored, digest, ctx)
-        return HandlerResult(_submitted(stored, municipality, False),
-                             detail=f"proposal {stored.reference}: {field} of {insz} to {municipality.name} "
-                                    f"(NIS {nis})")
+    municipality = store.competent_municipality(session, nis)
+    if municipality is None:
+        raise MunicipalityNotConnected(
+            f"The National Register registers {insz} in {address['municipality']} (NIS {nis}), which is not "
+            "connected to this network; the proposal cannot be routed.")
+    proposal = Proposal(reference=ctx.ticket, proposer_id=ctx.organisation.id, proposer_official=ctx.official,
+                        message_id=ctx.message_id, request_digest=digest, insz=insz, field=field,
+                        proposed_value=value, evidence=evidence["Description"], document_name=document[0],
+                        document_type=document[1], document=document[2], competent_id=municipality.id,
+                        state=SUBMITTED, submitted_at=ctx.received_at)
+    stored = store.submit(session, proposal)  # a concurrent retry that stored it first: the pipeline serves again
+    return HandlerResult(_submitted(stored, municipality, False),
+                         detail=f"proposal {stored.reference}: {field} of {insz} to {municipality.name} "
+                                f"(NIS {nis})")
 
 
 # --- the competent municipality -------------------------------------------------------------------------------------
 def list_pending(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
-    assert ctx.sessions is not None
-    with ctx.sessions() as session:
-        try:
-            page = store.pending(session, ctx.organisation.id, request.get("After"), _max_count(request))
-        except store.CursorUnknown as unknown:
-            raise ContractViolation(f"After {unknown} is not a proposal addressed to your organisation; pass the "
-                                    "NextAfter of the previous page.") from None
-        body = _page(session, page)
+    session = ctx.session
+    try:
+        page = store.pending(session, ctx.organisation.id, request.get("After"), _max_count(request))
+    except store.CursorUnknown as unknown:
+        raise ContractViolation(f"After {unknown} is not a proposal addressed to your organisation; pass the "
+                                "NextAfter of the previous page.") from None
+    body = _page(session, page)
     return HandlerResult(body, detail=f"{len(page.proposals)} pending proposal(s), more: {page.more}")
 
 
 def acknowledge(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
-    assert ctx.sessions is not None
     given = request["Reference"]
     references = list(dict.fromkeys(given if isinstance(given, list) else [given]))  # each once, in given order
     results, new = [], 0
-    with ctx.sessions() as session:
-        for reference in references:
-            proposal = _addressed(session, reference, ctx, "acknowledge")
-            done = store.acknowledge(session, proposal, ctx.received_at)
-            new += done
-            session.refresh(proposal)
-            results.append({"Reference": reference, "State": proposal.state, "AlreadyAcknowledged": not done})
-        session.commit()
+    session = ctx.session
+    for reference in references:
+        proposal = _addressed(session, reference, ctx, "acknowledge")
+        done = store.acknowledge(session, proposal, ctx.received_at)
+        new += done
+        session.refresh(proposal)
+        results.append({"Reference": reference, "State": proposal.state, "AlreadyAcknowledged": not done})
     return HandlerResult({"Acknowledged": results},
                          detail=f"{new} acknowledged, {len(references) - new} already: {' '.join(references)}")
 
@@ -240,78 +254,68 @@ def _already_decided(session: Session, proposal_id: int, reference: str) -> Prop
                                   f"{first.decision_ticket}){because}.")
 
 
-def _deliver(ctx: CallContext, entry_id: int) -> str:
-    """Try the National Register update now; whatever happens, the background forwarder owes it until delivered."""
-    if ctx.forwarder is None:
-        return PENDING
-    try:
-        return str(ctx.forwarder.deliver(entry_id).state)
-    except Exception:  # the decision is committed: a failed attempt now only means later
-        log.exception("National Register update %s not attempted now; the forwarder will", entry_id)
-        return PENDING
+def _deliver(ctx: CallContext, entry_id: int) -> None:
+    """After the commit: try the National Register update now; the background forwarder owes it until delivered."""
+    if ctx.forwarder is not None:
+        ctx.forwarder.deliver(entry_id)
 
 
 def decide(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
     """Accept or reject once; an acceptance owes the National Register its update (outbox, same transaction)."""
-    assert ctx.sessions is not None
     reference, decision, reason = str(request["Reference"]), request["Decision"], request.get("Reason")
     if decision == "REJECT" and not reason:
         raise ContractViolation("A REJECT needs a Reason: the proposer reads it.")
     state, reason = (ACCEPTED, None) if decision == "ACCEPT" else (REJECTED, reason)
-    with ctx.sessions() as session:
-        proposal = _addressed(session, reference, ctx, "decide")
-        proposal_id, insz, field, value = proposal.id, proposal.insz, proposal.field, proposal.proposed_value
-        session.rollback()  # the decision's transaction starts with its conditional UPDATE
-        if not store.decide(session, proposal_id, state, now=ctx.received_at, ticket=ctx.ticket,
-                            official=ctx.official, reason=reason):
-            session.rollback()
-            raise _already_decided(session, proposal_id, reference)
-        entry_id = None
-        if state == ACCEPTED:
-            payload = build(f"{{{NR_NS}}}update_person", {"reference": reference, "insz": insz, "field": field,
-                                                          "value": value, "municipality": ctx.organisation.nis_code})
-            entry_id = enqueue(session, kind="nr-update", service=SERVICE_KEY, backend=NR_BACKEND, payload=payload,
-                               ticket=ctx.ticket, now=ctx.received_at, soap_action="update_person").id
-            store.owe_update(session, proposal_id, entry_id)
-        session.commit()
+    session = ctx.session
+    proposal = _addressed(session, reference, ctx, "decide")
+    proposal_id, insz, field, value = proposal.id, proposal.insz, proposal.field, proposal.proposed_value
+    if not store.decide(session, proposal_id, state, now=ctx.received_at, ticket=ctx.ticket,
+                        official=ctx.official, reason=reason):  # a conditional UPDATE: one decision wins
+        raise _already_decided(session, proposal_id, reference)
+    entry_id = None
+    if state == ACCEPTED:
+        payload = build(f"{{{NR_NS}}}update_person", {"reference": reference, "insz": insz, "field": field,
+                                                      "value": value, "municipality": ctx.organisation.nis_code})
+        entry_id = enqueue(session, kind="nr-update", service=SERVICE_KEY, backend=NR_BACKEND, payload=payload,
+                           ticket=ctx.ticket, now=ctx.received_at, soap_action="update_person").id
+        store.owe_update(session, proposal_id, entry_id)
     body: dict[str, Any] = {"Reference": reference, "State": state, "DecidedAt": ctx.received_at}
     if entry_id is None:
         return HandlerResult(body, detail=f"{reference} rejected: {reason}")
-    body["NationalRegisterUpdate"] = delivered = _deliver(ctx, entry_id)
-    return HandlerResult(body, detail=f"{reference} accepted; National Register update {delivered} "
+    ctx.after_commit(lambda: _deliver(ctx, entry_id))
+    body["NationalRegisterUpdate"] = PENDING  # delivered once the decision is committed
+    return HandlerResult(body, detail=f"{reference} accepted; National Register update {PENDING} "
                                       f"(outbox {entry_id})")
 
 
 # --- the proposer and both -----------------------------------------------------------------------------------------
 def get_proposal(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
-    assert ctx.sessions is not None
-    with ctx.sessions() as session:
-        proposal = _visible(session, str(request["Reference"]), ctx)
-        body = {"Proposal": _proposals(session, [proposal])[0]}
+    session = ctx.session
+    proposal = _visible(session, str(request["Reference"]), ctx)
+    body = {"Proposal": _proposals(session, [proposal])[0]}
     return HandlerResult(body, detail=f"{proposal.reference}: {proposal.state}")
 
 
 def list_proposals(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
-    assert ctx.sessions is not None
-    with ctx.sessions() as session:
-        try:
-            page = store.of_proposer(session, ctx.organisation.id, request.get("State"), request.get("After"),
-                                     _max_count(request))
-        except store.CursorUnknown as unknown:
-            raise ContractViolation(f"After {unknown} is not a proposal your organisation submitted; pass the "
-                                    "NextAfter of the previous page.") from None
-        body = _page(session, page)
+    session = ctx.session
+    try:
+        page = store.of_proposer(session, ctx.organisation.id, request.get("State"), request.get("After"),
+                                 _max_count(request))
+    except store.CursorUnknown as unknown:
+        raise ContractViolation(f"After {unknown} is not a proposal your organisation submitted; pass the "
+                                "NextAfter of the previous page.") from None
+    body = _page(session, page)
     return HandlerResult(body, detail=f"{len(page.proposals)} proposal(s), more: {page.more}")
 
 
 def list_overdue(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
-    assert ctx.sessions is not None and ctx.settings is not None
+    assert ctx.settings is not None
     days = Decimal(str(request["OlderThanDays"])) if request.get("OlderThanDays") is not None else \
         Decimal(str(ctx.settings.proposal_decision_days))
     before = ctx.received_at - timedelta(days=float(days))
-    with ctx.sessions() as session:
-        found = store.overdue(session, before, ctx.organisation.id)
-        body = {"OlderThanDays": days, "Proposal": _proposals(session, found)}
+    session = ctx.session
+    found = store.overdue(session, before, ctx.organisation.id)
+    body = {"OlderThanDays": days, "Proposal": _proposals(session, found)}
     return HandlerResult(body, detail=f"{len(found)} proposal(s) undecided for more than {days} day(s)")
 
 

@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import date
 from typing import Any
-from urllib.parse import urlsplit
 
-from cryptography import x509
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-
-from integrator.faults import AccessDenied, BreakingChange, InternalError, RepositoryRefused
+from integrator.faults import AccessDenied, ClientFault
 from integrator.service import CallContext, HandlerResult, Operation, ServiceDefinition
-from repository.catalogue_queries import backend_named, versions_named
+from repository import backends
+from repository.catalogue_queries import versions_named
 from repository.documents import DocumentSet, InvalidDocuments
-from repository.models import Backend, ServiceVersion
+from repository.models import ServiceVersion
 from repository.registry import (
     BreakingChangesRefused,
     RegistrationRefused,
@@ -31,38 +26,44 @@ from services.metadata import code_backed, operation_entry
 NS = "urn:kruispunt:Repository:v1"
 
 
-def sessions(ctx: CallContext) -> Session:
-    if ctx.sessions is None:
-        raise InternalError("The repository service was called without access to the repository.")
-    return ctx.sessions()
-
-
 # --- RegisterServiceVersion -----------------------------------------------------------------------------------
+
+
+# --- this service's faults (one fault family: integrator/faults.py) ---------------------------------------
+class RepositoryRefused(ClientFault):
+    CODE = "Client.Repository.Refused"
+    HTTP_STATUS = 422
+
+
+class BreakingChange(ClientFault):
+    CODE = "Client.Repository.BreakingChange"
+    HTTP_STATUS = 422
+
+
 def register_service_version(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
     """Store a new draft version owned by the calling organisation, once its documents compile and it breaks
     nothing in the previous minor version."""
     name, version = str(request["Name"]), str(request["Version"])
     owner = ctx.organisation.enterprise_number
     docs = DocumentSet(str(request["Wsdl"]), _files(request.get("Document") or []))
-    with sessions(ctx) as session:
-        _claim_name(session, name, owner)
-        try:
-            row, compiled = register_version(session, name, version, docs, owner=owner,
-                                             description=request.get("Description") or "",
-                                             federated=bool(request["Federated"]))
-        except BreakingChangesRefused as exc:
-            raise BreakingChange(
-                f"{name} {version} would break clients of the previous minor version of {name} "
-                f"v{version.partition('.')[0]}; publish it as a new major version or remove these "
-                f"{len(exc.changes)} breaking change(s): " + "; ".join(str(c) for c in exc.changes)
-            ) from None
-        except (InvalidDocuments, RegistrationRefused) as exc:
-            raise RepositoryRefused(f"{name} {version} cannot be registered: " + "; ".join(exc.problems)) from None
-        body = {"Name": row.name, "Version": row.version, "Status": row.status, "Owner": row.owner,
-                "Federated": row.federated,
-                "Operation": [operation_entry(op.name, op.request, op.response, op.soap_action)
-                              for op in compiled.operations.values()]}
-        _commit(session, f"{name} {version}")
+    session = ctx.session
+    _claim_name(ctx, name, owner)
+    try:
+        row, compiled = register_version(session, name, version, docs, owner=owner,
+                                         description=request.get("Description") or "",
+                                         federated=bool(request["Federated"]))
+    except BreakingChangesRefused as exc:
+        raise BreakingChange(
+            f"{name} {version} would break clients of the previous minor version of {name} "
+            f"v{version.partition('.')[0]}; publish it as a new major version or remove these "
+            f"{len(exc.changes)} breaking change(s): " + "; ".join(str(c) for c in exc.changes)
+        ) from None
+    except (InvalidDocuments, RegistrationRefused) as exc:
+        raise RepositoryRefused(f"{name} {version} cannot be registered: " + "; ".join(exc.problems)) from None
+    body = {"Name": row.name, "Version": row.version, "Status": row.status, "Owner": row.owner,
+            "Federated": row.federated,
+            "Operation": [operation_entry(op.name, op.request, op.response, op.soap_action)
+                          for op in compiled.operations.values()]}
     return HandlerResult(body)
 
 
@@ -79,9 +80,10 @@ def _files(documents_: list[dict[str, Any]]) -> dict[str, bytes]:
     return files
 
 
-def _claim_name(session: Session, name: str, owner: str) -> None:
+def _claim_name(ctx: CallContext, name: str, owner: str) -> None:
     """A service name belongs to the organisation that registered it first, on this integrator."""
-    if code_backed(name) is not None:
+    session = ctx.session
+    if code_backed(ctx, name) is not None:
         raise RepositoryRefused(f"{name} is the name of a service built into this integrator; choose another name.")
     for row in versions_named(session, name):
         if row.origin_peer_id is not None:
@@ -95,19 +97,18 @@ def _claim_name(session: Session, name: str, owner: str) -> None:
 def change_lifecycle(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
     """draft → active → deprecated (with a sunset date) → retired, by the owning organisation only."""
     name, version, status = str(request["Name"]), str(request["Version"]), str(request["Status"])
-    sunset = date.fromisoformat(str(request["Sunset"])[:10]) if request.get("Sunset") else None
-    with sessions(ctx) as session:
-        row = find_version(session, name, version)
-        if row is None:
-            raise RepositoryRefused(f"{name} {version} is not registered; register it first.")
-        _require_owner(row, ctx)
-        try:
-            row = set_lifecycle(session, name, version, status, sunset=sunset, successor=request.get("Successor"))
-        except RegistrationRefused as exc:
-            raise RepositoryRefused("; ".join(exc.problems)) from None
-        body = {"Name": row.name, "Version": row.version, "Status": row.status, "Sunset": row.sunset,
-                "Successor": row.successor}
-        _commit(session, f"{name} {version}")
+    sunset = request.get("Sunset")
+    session = ctx.session
+    row = find_version(session, name, version)
+    if row is None:
+        raise RepositoryRefused(f"{name} {version} is not registered; register it first.")
+    _require_owner(row, ctx)
+    try:
+        row = set_lifecycle(session, name, version, status, sunset=sunset, successor=request.get("Successor"))
+    except RegistrationRefused as exc:
+        raise RepositoryRefused("; ".join(exc.problems)) from None
+    body = {"Name": row.name, "Version": row.version, "Status": row.status, "Sunset": row.sunset,
+            "Successor": row.successor}
     return HandlerResult(body)
 
 
@@ -126,52 +127,27 @@ def register_backend(request: dict[str, Any], ctx: CallContext) -> HandlerResult
     major = int(major_text)
     idempotent = [str(op) for op in request.get("IdempotentOperation") or []]
     pem = str(request["Certificate"]).strip() + "\n"
-    _check_url(url)
+    session = ctx.session
+    versions = versions_named(session, name, major)
+    if not versions:
+        raise RepositoryRefused(f"No version of {key} is registered; register the service version first.")
+    newest = versions[-1]
+    if newest.origin_peer_id is not None:
+        raise RepositoryRefused(f"{key} belongs to integrator {newest.origin}; its backends are registered there.")
+    _require_owner(newest, ctx)
+    operations = set(documents(session, newest).compile().operations)
+    unknown = [op for op in idempotent if op not in operations]
+    if unknown:
+        raise RepositoryRefused(f"{', '.join(unknown)} is not an operation of {key} {newest.version} "
+                                f"(its operations: {', '.join(sorted(operations))}).")
     try:
-        x509.load_pem_x509_certificate(pem.encode())
-    except ValueError:
-        raise RepositoryRefused(f"The certificate of backend {backend_name} is not a PEM X.509 certificate.") from None
-    with sessions(ctx) as session:
-        versions = versions_named(session, name, major)
-        if not versions:
-            raise RepositoryRefused(f"No version of {key} is registered; register the service version first.")
-        newest = versions[-1]
-        if newest.origin_peer_id is not None:
-            raise RepositoryRefused(f"{key} belongs to integrator {newest.origin}; its backends are registered there.")
-        _require_owner(newest, ctx)
-        operations = set(documents(session, newest).compile().operations)
-        unknown = [op for op in idempotent if op not in operations]
-        if unknown:
-            raise RepositoryRefused(f"{', '.join(unknown)} is not an operation of {key} {newest.version} "
-                                    f"(its operations: {', '.join(sorted(operations))}).")
-        backend = backend_named(session, key, backend_name)
-        created = backend is None
-        if backend is None:
-            backend = Backend(service=key, name=backend_name)
-            session.add(backend)
-        backend.url, backend.certificate_pem = url, pem
-        backend.timeout_seconds = float(request["TimeoutSeconds"])
-        backend.priority, backend.weight = int(request["Priority"]), int(request["Weight"])
-        backend.security, backend.idempotent = str(request["Security"]), " ".join(idempotent)
-        backend.active = True
-        _commit(session, f"backend {backend_name} of {key}")
+        _, created = backends.register_backend(session, key, backend_name, url, pem.encode(),
+                                      float(request["TimeoutSeconds"]), priority=int(request["Priority"]),
+                                      weight=int(request["Weight"]), security=str(request["Security"]),
+                                      idempotent=idempotent)
+    except backends.BackendRefused as refused:
+        raise RepositoryRefused(f"Backend {backend_name} of {key}: {refused}.") from None
     return HandlerResult({"Service": key, "Name": backend_name, "Created": created})
-
-
-def _check_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise RepositoryRefused(f"The backend address {url!r} must be an absolute http:// or https:// URL.")
-
-
-def _commit(session: Session, what: str) -> None:
-    """Commit the registration; a concurrent registration of the same thing makes this one a refusal."""
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        raise RepositoryRefused(f"{what} was registered at the same moment by another request; "
-                                "look it up and try again if needed.") from None
 
 
 SERVICE = ServiceDefinition(

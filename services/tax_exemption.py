@@ -28,7 +28,7 @@ def status_source() -> BackendContract:
 
 def get_statuses(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
     """Ask every registered source in parallel; never answer silently partial."""
-    insz, on = request["Insz"], date.fromisoformat(str(request["ReferenceDate"]))
+    insz, on = request["Insz"], request["ReferenceDate"]
     outcomes = ctx.backends.call_all(status_source(), {"insz": insz, "reference_date": on})
     statuses: list[dict[str, Any]] = []
     sources: list[dict[str, Any]] = []
@@ -65,8 +65,8 @@ def _statuses(outcome: BackendOutcome, on: date) -> list[dict[str, Any]]:
     for period in periods if isinstance(periods, list) else [periods]:
         if not period:
             continue
-        start = date.fromisoformat(str(period["start"]))
-        end = date.fromisoformat(str(period["end"])) if period.get("end") else None
+        start = period["start"]
+        end = period.get("end")
         if start <= on and (end is None or on <= end):
             found.append({"Code": period["code"], "Source": outcome.backend, "Start": start, "End": end})
     return found

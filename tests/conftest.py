@@ -22,7 +22,7 @@ from integrator import commands
 from integrator.config import Settings
 from integrator.database import make_engine, session_factory
 from integrator.pki import Identity, create_ca, issue, write_crl
-from services import demo
+from services import demo, demo_organisations
 from services.backends.catalogue import BACKENDS
 from services.backends.status_source import SOURCES
 from tests.federation import SERVICE as FEDERATED_SERVICE
@@ -74,7 +74,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     made = demo.pki_init(settings)
     pki_dir = settings.pki_dir
     rogue_ca = create_ca(tmp_path_factory.mktemp("rogue"), common_name="kruispunt demo CA")  # same name, other key
-    kruisdorp = demo.KRUISDORP
+    kruisdorp = demo_organisations.KRUISDORP
     untrusted = issue(rogue_ca, pki_dir, "untrusted", common_name=kruisdorp.name,
                       serial_number=kruisdorp.enterprise_number)
     now = datetime.now(UTC)
@@ -85,7 +85,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     write_crl(made.ca, settings.crl_path, [revoked.load_cert()], next_update_days=30)
     org = lambda n: Identity(n, pki_dir / f"org-{n}.crt", pki_dir / f"org-{n}.key")  # noqa: E731
     return Pki(var_dir, made.ca, made.integrator, org(kruisdorp.enterprise_number),
-               org(demo.BRUGSTEDE.enterprise_number), untrusted, expired, revoked, no_usage)
+               org(demo_organisations.BRUGSTEDE.enterprise_number), untrusted, expired, revoked, no_usage)
 
 
 @contextmanager
@@ -173,7 +173,8 @@ def stack(pki: Pki, database_url: str, sessions: sessionmaker[Session],
     with sessions() as session:
         demo.load(settings, session, {name: f"http://127.0.0.1:{port}/" for name, port in ports.items()})
         for hostile in (pki.untrusted, pki.expired, pki.revoked, pki.no_signature_usage):
-            commands.register_certificate(session, demo.KRUISDORP.enterprise_number, hostile.cert_path.read_bytes())
+            commands.register_certificate(session, demo_organisations.KRUISDORP.enterprise_number,
+                                          hostile.cert_path.read_bytes())
         session.commit()
     port = free_port()
     log_dir = tmp_path_factory.mktemp("logs")
@@ -181,7 +182,7 @@ def stack(pki: Pki, database_url: str, sessions: sessionmaker[Session],
     try:
         for name in ports:
             running.start_backend(name, wait=False)
-        running.processes["integrator"] = gunicorn("integrator.wsgi:create_app()", port, env, workers=2,
+        running.processes["integrator"] = gunicorn("integrator.faces.wsgi:create_app()", port, env, workers=2,
                                                    log=log_dir / "integrator.log")
         for backend_port in ports.values():
             wait_for(f"http://127.0.0.1:{backend_port}/?wsdl")
@@ -214,12 +215,12 @@ def federation(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[F
     """Federal, social-security and regional integrators in a chain, the federal one owning FederalStatus."""
     pki_dir = pki.var_dir / "pki"
     with new_database("postgresql", tmp_path_factory) as social_url:
-        federal = make_integrator("federal", demo.enterprise_number(2000010), pki_dir,
+        federal = make_integrator("federal", demo_organisations.enterprise_number(2000010), pki_dir,
                                   tmp_path_factory.mktemp("federal"),
                                   f"sqlite:///{tmp_path_factory.mktemp('fdb') / 'federal.db'}")
-        social = make_integrator("social-security", demo.enterprise_number(2000020), pki_dir,
+        social = make_integrator("social-security", demo_organisations.enterprise_number(2000020), pki_dir,
                                  tmp_path_factory.mktemp("social"), social_url)
-        regional = make_integrator("regional", demo.enterprise_number(2000030), pki_dir,
+        regional = make_integrator("regional", demo_organisations.enterprise_number(2000030), pki_dir,
                                    tmp_path_factory.mktemp("regional"),
                                    f"sqlite:///{tmp_path_factory.mktemp('rdb') / 'regional.db'}")
         for local, remote in ((social, federal), (federal, social), (regional, social), (social, regional)):

@@ -16,12 +16,12 @@ from integrator.config import Settings
 from integrator.database import make_engine, session_factory
 from integrator.pki import Identity, issue
 from repository import registry
-from services import demo
+from services import demo_organisations
 from services.backends.status_source import SOURCES
 from tests.support import PROJECT, free_port, gunicorn, wait_for
 
 SERVICE = "FederalStatus"  # owned by the federal integrator, served by generic dispatch
-PURPOSE = demo.PURPOSE_TAX
+PURPOSE = demo_organisations.PURPOSE_TAX
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Integrator:
         return Settings.from_env(self.env)
 
     def start(self, log_dir: Path) -> None:
-        self.processes["integrator"] = gunicorn("integrator.wsgi:create_app()", self.port, self.env, workers=2,
+        self.processes["integrator"] = gunicorn("integrator.faces.wsgi:create_app()", self.port, self.env, workers=2,
                                                 log=log_dir / f"{self.name}.log")
         wait_for(f"{self.base_url}/health/ready")
 
@@ -103,8 +103,8 @@ def register_federal_service(federal: Integrator, backend_url: str) -> None:
 
 def municipality_at(integrator: Integrator, services: tuple[str, ...]) -> None:
     """Kruisdorp and its tax official are customers of this integrator, with grants for the services."""
-    org = demo.KRUISDORP
-    official = demo.OFFICIALS[0]
+    org = demo_organisations.KRUISDORP
+    official = demo_organisations.OFFICIALS[0]
     with integrator.sessions() as session:
         commands.add_organisation(session, org.enterprise_number, org.name, org.kind, org.nis_code)
         commands.register_certificate(session, org.enterprise_number,

@@ -19,15 +19,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
+from kruispunt_client.xml import build
 from lxml import etree
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from integrator.audit import AuditRecord
-from integrator.contract import build
 from integrator.namespaces import KP, SOAP_ENV, q
 from integrator.pki import Identity
 from integrator.wssec.sign import SigningKey, new_envelope, sign_envelope
+from repository.models import Backend, Circuit
 
 TAX_NS = "urn:kruispunt:TaxExemptionStatus:v1"
 TAX_PATH = "/soap/TaxExemptionStatus/v1"
@@ -68,11 +69,13 @@ def wait_for(url: str, timeout: float = 60.0) -> None:
 
 
 def gunicorn(app: str, port: int, env: dict[str, str], *, workers: int = 1, log: Path) -> subprocess.Popen:
-    """A real gunicorn server on 127.0.0.1:port, logging to a file."""
+    """A real gunicorn server on 127.0.0.1:port, logging to a file, with a control socket of its own beside it
+    (not the one default path every master on the machine would share)."""
     handle = log.open("ab")
     return subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", str(workers), "-k", "gthread",
-         "--threads", "4", "--graceful-timeout", "2", app],
+         "--threads", "4", "--graceful-timeout", "2", "--control-socket", str(log.parent / f"gunicorn-{port}.ctl"),
+         app],
         env=env, cwd=PROJECT, stdout=handle, stderr=subprocess.STDOUT,
     )
 
@@ -139,6 +142,15 @@ def fault_of(response: requests.Response) -> FaultSeen:
         source=detail.findtext(q(KP, "Source")),
         faultstring=fault.findtext("faultstring") or "",
     )
+
+
+def reset_circuits(sessions: sessionmaker[Session], service: str, names: list[str]) -> None:
+    """Forget what a test's stand-in made the named backends of the service fail: every backend call honours its
+    circuit, so a test that makes a source fail three times would otherwise leave it open for the next tests."""
+    with sessions() as session:
+        ids = select(Backend.id).where(Backend.service == service, Backend.name.in_(names))
+        session.execute(delete(Circuit).where(Circuit.backend_id.in_(ids)))
+        session.commit()
 
 
 def audit_record(sessions: sessionmaker[Session], ticket: str) -> AuditRecord:

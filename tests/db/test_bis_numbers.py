@@ -9,6 +9,7 @@ import random
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,14 +18,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from stdnum.be import bis as stdnum_bis
 
 from integrator import commands
-from integrator.faults import BisNumbersExhausted, CreabisExactMatch, KruispuntFault
+from integrator.faults import KruispuntFault
 from integrator.service import CallContext, HandlerResult
 from integrator.ticket import new_ticket
+from integrator.transaction import until_no_conflict
 from repository import bis
 from repository.bis_numbers import PartialDate, compose, sequences
 from repository.queries import OrganisationView
-from services.creabis import create_bis_number
-from services.demo import enterprise_number
+from services.creabis import BisNumbersExhausted, CreabisExactMatch, create_bis_number
+from services.demo_organisations import enterprise_number
 from tests.e2e.creabis_calls import fresh_name
 
 
@@ -37,11 +39,27 @@ def organisation(migrated: sessionmaker[Session]) -> OrganisationView:
         return OrganisationView(created.id, number, created.name, created.kind, created.nis_code)
 
 
+@dataclass(frozen=True)
+class Call:
+    """A CreateBisNumber as the pipeline serves it: in a transaction of its own, served again after a conflict."""
+
+    sessions: sessionmaker[Session]
+    organisation: OrganisationView
+    message_id: str
+
+    def __call__(self, request: dict[str, Any]) -> HandlerResult:
+        now = datetime.now(UTC)
+        with self.sessions() as session:
+            ctx = CallContext(new_ticket(now), now, self.organisation, "00000000097", "IDENTIFICATION",
+                              self.message_id, backends=None, session=session, after_commit=lambda step: None)
+            result = until_no_conflict(session, lambda: create_bis_number(request, ctx), "CreateBisNumber")
+            session.commit()
+            return result
+
+
 def context(sessions: sessionmaker[Session], organisation: OrganisationView,
-            message_id: str | None = None) -> CallContext:
-    now = datetime.now(UTC)
-    return CallContext(new_ticket(now), now, organisation, "00000000097", "IDENTIFICATION",
-                       message_id or str(uuid.uuid4()), backends=None, sessions=sessions)
+            message_id: str | None = None) -> Call:
+    return Call(sessions, organisation, message_id or str(uuid.uuid4()))
 
 
 def request(last_name: str, birth: str, gender: str | None, document: str = "P1") -> dict[str, Any]:
@@ -57,13 +75,13 @@ def a_month() -> str:
     return f"{random.randrange(1920, 1999)}-{random.randrange(1, 13):02d}"
 
 
-def concurrently(calls: list[tuple[dict[str, Any], CallContext]]) -> list[HandlerResult | KruispuntFault]:
+def concurrently(calls: list[tuple[dict[str, Any], Call]]) -> list[HandlerResult | KruispuntFault]:
     start = threading.Barrier(len(calls))
 
-    def one(call: tuple[dict[str, Any], CallContext]) -> HandlerResult | KruispuntFault:
+    def one(call: tuple[dict[str, Any], Call]) -> HandlerResult | KruispuntFault:
         start.wait()
         try:
-            return create_bis_number(*call)
+            return call[1](call[0])
         except KruispuntFault as fault:
             return fault
 
@@ -122,7 +140,7 @@ def test_a_full_range_of_sequence_numbers_is_exhausted(migrated: sessionmaker[Se
                 request_digest="0" * 64))
         session.commit()
     with pytest.raises(BisNumbersExhausted) as raised:
-        create_bis_number(request(fresh_name("Late"), month, "F"), context(migrated, organisation))
+        context(migrated, organisation)(request(fresh_name("Late"), month, "F"))
     assert "are taken" in raised.value.reason
-    man = create_bis_number(request(fresh_name("Late"), month, "M"), context(migrated, organisation))
+    man = context(migrated, organisation)(request(fresh_name("Late"), month, "M"))
     assert int(man.body["Insz"][6:9]) % 2 == 1  # the men's range is another one

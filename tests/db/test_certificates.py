@@ -18,7 +18,7 @@ from integrator.pki import Identity, create_ca, issue
 from integrator.wssec.registered import RegisteredCertificates
 from repository import certificates
 from repository.models import Certificate
-from services.demo import enterprise_number
+from services.demo_organisations import enterprise_number
 
 
 @pytest.fixture(scope="module")

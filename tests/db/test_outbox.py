@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from integrator import commands
 from integrator.circuit import CircuitBreaker
-from integrator.cli import main
 from integrator.config import Settings
 from integrator.database import make_engine, session_factory
 from integrator.dispatch import Dispatcher
 from integrator.envelope import EnvelopeLimits
+from integrator.faces.cli import main
 from integrator.outbox import DELIVERED, PENDING, REFUSED, Forwarder, OutboxEntry, backoff, enqueue, state_of
 from integrator.wssec.sign import SigningKey
 from integrator.wssec.trust import TrustStore

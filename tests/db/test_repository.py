@@ -10,13 +10,14 @@ from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from integrator import commands
-from integrator.audit import AuditDraft, AuditRecord, write_audit
-from integrator.faults import InszInvalid, Replay
+from integrator.audit import AuditRecord, write_audit
+from integrator.faults import InszInvalid, Replay, SecurityMissing
+from integrator.journey import Journey
 from integrator.replay import remember
 from repository.models import Certificate, Official
 from repository.queries import caller_facts, organisation_by_certificate
 from services.backends.persons import make_insz
-from services.demo import enterprise_number
+from services.demo_organisations import enterprise_number
 
 SERVICE = "TaxExemptionStatus"
 PURPOSE = "MUNICIPAL_TAX_EXEMPTION"
@@ -150,10 +151,10 @@ def test_replay_memory_refuses_a_key_seen_before(migrated: sessionmaker[Session]
 def test_audit_record_round_trips_with_aware_times(migrated: sessionmaker[Session]) -> None:
     received = datetime.now(UTC).replace(microsecond=0)
     ticket = f"KP-{received:%Y%m%d}-{uuid.uuid4().hex}"
-    draft = AuditDraft(ticket, received, "a" * 64, service="S/v1", operation="Op", outcome="FAULT",
-                       fault_code="Client.Security.Missing", detail="unsigned")
+    journey = Journey(ticket, received, "a" * 64)
+    values = journey.audit_values(SecurityMissing("unsigned"), received + timedelta(seconds=1), "b" * 64)
     with migrated() as session:
-        write_audit(session, draft, received + timedelta(seconds=1), "b" * 64)
+        write_audit(session, values)
         session.commit()
     with migrated() as session:
         record = session.get(AuditRecord, ticket)

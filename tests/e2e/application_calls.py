@@ -16,22 +16,22 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
+from kruispunt_client import KruispuntClient
+from kruispunt_client.receipt import Receipt, verify_receipt
+from kruispunt_client.xml import build
 from lxml import etree
 from sqlalchemy import select
 from zeep.plugins import HistoryPlugin
 
 from integrator.audit import AuditRecord
-from integrator.client import KruispuntClient
-from integrator.contract import build
 from integrator.namespaces import SOAP_ENV, q
 from integrator.outbox import OutboxEntry
 from integrator.pki import load_trust_anchors
-from integrator.receipt import Receipt, verify_receipt
 from repository.applications import Application
 from services.applications import INSTITUTIONS
 from services.backends.applications import IntakeStore, store_for
-from services.demo import OFFICIALS
 from services.demo_applications import PURPOSE_APPLICATION
+from services.demo_organisations import OFFICIALS
 from tests.e2e import directory_calls
 from tests.e2e.directory_calls import answer_of, new_person, register_person, today
 from tests.e2e.generic_calls import refusal_audited

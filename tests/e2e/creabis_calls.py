@@ -14,13 +14,13 @@ from typing import Any
 
 import requests
 import xmlschema
+from kruispunt_client import KruispuntClient
+from kruispunt_client.xml import build
 
 from integrator.audit import AuditRecord
-from integrator.client import KruispuntClient
-from integrator.contract import build
 from integrator.pki import Identity
-from services.demo import BRUGSTEDE, KRUISDORP, OCMW, OFFICIALS
 from services.demo_creabis import PURPOSE_IDENTIFICATION
+from services.demo_organisations import BRUGSTEDE, KRUISDORP, OCMW, OFFICIALS
 from tests.e2e.directory_calls import answer_of
 from tests.e2e.generic_calls import refusal_audited
 from tests.e2e.repository_calls import signed_request

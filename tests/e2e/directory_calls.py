@@ -13,12 +13,12 @@ from typing import Any
 
 import requests
 import xmlschema
+from kruispunt_client.xml import build
 from stdnum.be import bis, nn
 
 from integrator.audit import AuditRecord
-from integrator.contract import build
 from services.backends.persons import PERSONS, make_insz
-from services.demo import BRUGSTEDE, KRUISDORP, OFFICIALS, PURPOSE_FILES, PURPOSE_TAX
+from services.demo_organisations import BRUGSTEDE, KRUISDORP, OFFICIALS, PURPOSE_FILES, PURPOSE_TAX
 from tests.e2e.generic_calls import signed_by_integrator
 from tests.e2e.repository_calls import Caller, signed_request
 from tests.support import PROJECT, TAX_NS, TAX_PATH, FaultSeen, Request, audit_record, fault_of, post

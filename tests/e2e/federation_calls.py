@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import requests
+from kruispunt_client.xml import build
 from lxml import etree
 
 from integrator import commands
-from integrator.contract import build
 from integrator.envelope import EnvelopeLimits, parse_envelope
 from integrator.namespaces import KP, q
 from integrator.pki import Identity, fingerprint
@@ -27,7 +27,7 @@ from integrator.wssec.verify import SecurityPolicy, verify_envelope
 from repository import registry
 from services.backends.persons import PERSONS
 from services.backends.status_source import SOURCES
-from services.demo import KRUISDORP, OFFICIALS, PURPOSE_TAX
+from services.demo_organisations import KRUISDORP, OFFICIALS, PURPOSE_TAX
 from tests.federation import Integrator
 from tests.support import PROJECT, post
 
@@ -44,7 +44,7 @@ APPLIED = re.compile(r"^(?P<peer>\S+): (?P<applied>\d+) change\(s\) applied, cur
 
 # --- the operator's command line ---------------------------------------------------------------------
 def kruispunt(integrator: Integrator, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "integrator.cli", *args], env=integrator.env, cwd=PROJECT,
+    return subprocess.run([sys.executable, "-m", "integrator.faces.cli", *args], env=integrator.env, cwd=PROJECT,
                           capture_output=True, text=True, timeout=120, check=False)
 
 

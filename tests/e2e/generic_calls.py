@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from kruispunt_client.xml import build
 from lxml import etree
 from sqlalchemy import delete, select
 
 from integrator import commands
 from integrator.audit import AuditRecord
-from integrator.contract import build
 from integrator.envelope import EnvelopeLimits, parse_envelope
 from integrator.namespaces import DS, KP, q
 from integrator.pki import fingerprint, load_trust_anchors
@@ -34,7 +34,7 @@ from integrator.wssec.trust import TrustStore
 from integrator.wssec.verify import SecurityPolicy, verify_envelope
 from repository import registry
 from repository.models import Backend, Circuit
-from services.demo import KRUISDORP, OFFICIALS, PURPOSE_TAX
+from services.demo_organisations import KRUISDORP, OFFICIALS, PURPOSE_TAX
 from tests.support import PROJECT, FaultSeen, Request, audit_record, fault_of, post
 
 SS = "urn:kruispunt:backends:StatusSource:v1"

@@ -14,18 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from kruispunt_client.xml import build
 from lxml import etree
 from sqlalchemy import update
 
 from integrator.audit import AuditRecord
-from integrator.contract import build
 from integrator.envelope import EnvelopeLimits, parse_envelope
 from integrator.pki import Identity, fingerprint, load_trust_anchors
 from integrator.wssec.sign import SigningKey, new_envelope, sign_envelope
 from integrator.wssec.verify import SecurityPolicy, verify_envelope
 from repository.proposals import Proposal
 from services.backends.persons import KRUISDORP_NIS, PERSONS, Person
-from services.demo import BRUGSTEDE, INSTITUTION, KRUISDORP, OFFICIALS
+from services.demo_organisations import BRUGSTEDE, INSTITUTION, KRUISDORP, OFFICIALS
 from services.demo_proposals import PURPOSE_POPULATION, PURPOSE_PROPOSAL
 from tests.e2e.directory_calls import answer_of
 from tests.e2e.generic_calls import refusal_audited, trust_store

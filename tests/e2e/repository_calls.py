@@ -12,17 +12,17 @@ from typing import Any
 
 import requests
 import xmlschema
+from kruispunt_client.xml import build
 from lxml import etree
 
 from integrator import commands
-from integrator.contract import build
 from integrator.envelope import EnvelopeLimits, parse_envelope
 from integrator.namespaces import KP, q
 from integrator.pki import Identity, fingerprint, load_trust_anchors
 from integrator.wssec.sign import SigningKey, new_envelope, sign_envelope
 from integrator.wssec.trust import TrustStore
 from integrator.wssec.verify import SecurityPolicy, verify_envelope
-from services.demo import BRUGSTEDE, KRUISDORP, OFFICIALS
+from services.demo_organisations import BRUGSTEDE, KRUISDORP, OFFICIALS
 from tests.support import PROJECT, FaultSeen, audit_record, fault_of
 
 METADATA_NS = "urn:kruispunt:Metadata:v1"

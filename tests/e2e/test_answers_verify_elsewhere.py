@@ -22,7 +22,7 @@ from lxml import etree
 
 from integrator.namespaces import KP, SOAP_ENV, WSU, q
 from services.backends.persons import PERSONS
-from services.demo import OFFICIALS
+from services.demo_organisations import OFFICIALS
 from tests.e2e.application_calls import DISABILITY, applicant, application, kruisdorp, submit
 from tests.interop.common import require as require_stack
 from tests.interop.java import wss4j

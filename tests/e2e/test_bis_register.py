@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from repository import directory
-from services.demo import OCMW
 from services.demo_creabis import DEMO_PERSON, PURPOSE_IDENTIFICATION
+from services.demo_organisations import OCMW
 from tests.e2e.creabis_calls import (
     BR_NS,
     address,

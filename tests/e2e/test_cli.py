@@ -10,7 +10,7 @@ from datetime import date
 
 from services.backends.persons import PERSONS
 from services.backends.status_source import SOURCES
-from services.demo import KRUISDORP, OFFICIALS
+from services.demo_organisations import KRUISDORP, OFFICIALS
 from tests.support import PROJECT, audit_record
 
 ON = date(2026, 1, 1)
@@ -20,7 +20,7 @@ TICKET = re.compile(r"KP-[0-9]{8}-[0-9a-f]{32}")
 def kruispunt_call(stack, official: str, insz: str, on: date = ON) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
     env = dict(os.environ, KRUISPUNT_VAR=str(stack.pki.var_dir), KRUISPUNT_DATABASE_URL=stack.database_url)
     return subprocess.run(
-        [sys.executable, "-m", "integrator.cli", "call", "--url", stack.base_url, "--org",
+        [sys.executable, "-m", "integrator.faces.cli", "call", "--url", stack.base_url, "--org",
          KRUISDORP.enterprise_number, "--official", official, "--insz", insz, "--date", on.isoformat()],
         env=env, cwd=PROJECT, capture_output=True, text=True, timeout=120, check=False,
     )

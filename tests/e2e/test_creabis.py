@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import requests
 import zeep
+from kruispunt_client import fault_detail
 from stdnum.be import bis, nn
 from zeep.exceptions import Fault
 
-from integrator.client import fault_detail
 from services.backends.persons import PERSONS
 from tests.e2e.creabis_calls import (
     CB_NS,

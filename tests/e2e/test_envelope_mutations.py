@@ -54,7 +54,7 @@ from integrator.xmlparse import XINCLUDE, EnvelopeLimits
 from repository.certificates import subject_key_identifier
 from services.backends.persons import PERSONS
 from services.backends.status_source import SOURCES
-from services.demo import OFFICIALS
+from services.demo_organisations import OFFICIALS
 from tests.support import TAX_NS, Request, audit_record, post
 
 if TYPE_CHECKING:

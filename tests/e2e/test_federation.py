@@ -7,15 +7,15 @@ import subprocess
 import sys
 from datetime import date
 
+from kruispunt_client.xml import build
 from lxml import etree
 from sqlalchemy import select
 
 from integrator.audit import AuditRecord
-from integrator.contract import build
 from integrator.namespaces import KP, q
 from repository.models import ServiceVersion
 from services.backends.persons import PERSONS
-from services.demo import OFFICIALS
+from services.demo_organisations import OFFICIALS
 from tests.federation import SERVICE, Integrator
 from tests.support import Request, post
 
@@ -23,7 +23,7 @@ SS = "urn:kruispunt:backends:StatusSource:v1"
 
 
 def sync(integrator: Integrator, peer: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "integrator.cli", "peer", "sync", peer, "--quiet"],
+    return subprocess.run([sys.executable, "-m", "integrator.faces.cli", "peer", "sync", peer, "--quiet"],
                           env=integrator.env, capture_output=True, text=True, timeout=120, check=False)
 
 

@@ -16,11 +16,12 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
 import pytest
+from kruispunt_client.xml import build
 from lxml import etree
 from sqlalchemy import delete, func, select
 
 from integrator import commands
-from integrator.contract import Contract, build
+from integrator.contract import Contract
 from integrator.faults import PeerRefused
 from integrator.federation import FEDERATION_PATH, PeerClient
 from integrator.namespaces import KP, q
@@ -31,7 +32,7 @@ from integrator.wssec.trust import TrustStore
 from repository import registry
 from repository.models import Certificate, Peer, ServiceVersion
 from repository.peers import PeerView
-from services import demo
+from services import demo_organisations
 from services.backends.status_source import SOURCES
 from tests.e2e.federation_calls import (
     FD,
@@ -197,7 +198,7 @@ def test_a_peer_that_is_down_fails_the_sync_and_the_calls_and_the_next_sync_resu
         assert (record.outcome, record.fault_code, record.detail) == ("FAULT", "Server.Federation.PeerUnavailable",
                                                                       reason)
         assert (record.came_from, record.forwarded_to, record.forwarded_tickets) == ("regional", "federal", None)
-        assert record.organisation == demo.KRUISDORP.enterprise_number
+        assert record.organisation == demo_organisations.KRUISDORP.enterprise_number
 
         seq = register_at_federal(federation, name)  # federal's operators work on while it is down
     finally:
@@ -256,7 +257,7 @@ def test_a_successful_sync_with_nothing_new_clears_the_last_error(federation) ->
 def test_a_sync_from_an_impostor_is_refused_and_applies_nothing(federation, tmp_path, signed_by: str) -> None:
     social = federation.social
     rogue_ca = create_ca(tmp_path / "rogue", common_name="kruispunt demo CA")  # the network CA's name, not its key
-    number = demo.enterprise_number(2000040)
+    number = demo_organisations.enterprise_number(2000040)
     impostor = issue(rogue_ca, tmp_path / "rogue", "impostor", common_name="kruispunt impostor",
                      organization="impostor", serial_number=number)
     # the rogue CA's certificate, or one the network's CA issued, but to another integrator than this peer
@@ -331,7 +332,8 @@ def test_a_request_forwarded_by_an_integrator_that_is_not_a_peer_is_refused(fede
 def test_forwarded_requests_that_loop_or_pass_too_many_integrators_are_refused(
         federation, path: str, code: str | None, status: int) -> None:
     numbers = {"federal": federation.federal.enterprise_number, "social": federation.social.enterprise_number,
-               "regional": federation.regional.enterprise_number, "other": demo.enterprise_number(2000050)}
+               "regional": federation.regional.enterprise_number,
+               "other": demo_organisations.enterprise_number(2000050)}
     via = [numbers[hop] for hop in path.split(",")]
     federal = federation.federal
     request = forwarded_request(federation.social.identity, via)
@@ -346,7 +348,7 @@ def test_forwarded_requests_that_loop_or_pass_too_many_integrators_are_refused(
         assert answer.answer.findtext(q(KP, "RequestSignatureDigest")) == request_digest(request)
         assert status_codes(answer.payload) == ["INCREASED_REIMBURSEMENT"]
         assert (record.outcome, record.fault_code, record.came_from) == ("OK", None, "social-security")
-        assert record.organisation == demo.KRUISDORP.enterprise_number
+        assert record.organisation == demo_organisations.KRUISDORP.enterprise_number
         return
     fault = fault_of(reply)
     assert (fault.code, fault.ticket, fault.source) == (code, ticket, None)
@@ -395,7 +397,7 @@ def test_a_backend_fault_at_the_owner_is_answered_to_the_forwarding_peer(federat
     record = audit_record(federal.sessions, fault.ticket)
     assert (record.outcome, record.fault_code, record.detail) == ("FAULT", "Server.Backend.Unavailable", OWNER_REASON)
     assert (record.came_from, record.forwarded_to, record.organisation) == (
-        "social-security", None, demo.KRUISDORP.enterprise_number)
+        "social-security", None, demo_organisations.KRUISDORP.enterprise_number)
 
 
 def test_a_backend_fault_at_the_owner_reaches_the_caller_through_both_integrators(federation) -> None:
@@ -517,8 +519,8 @@ def test_the_callers_files_are_checked_where_the_caller_is_a_customer_not_again_
         "Client.Caller.PersonNotInFiles", PERSON.insz, None)
 
     with regional.sessions() as session:
-        commands.add_directory_entry(session, demo.KRUISDORP.enterprise_number, PERSON.insz, demo.PURPOSE_TAX,
-                                     date(2000, 1, 1))
+        commands.add_directory_entry(session, demo_organisations.KRUISDORP.enterprise_number, PERSON.insz,
+                                     demo_organisations.PURPOSE_TAX, date(2000, 1, 1))
         session.commit()
     answered = municipal_call(federation, name)
     assert answered.status_code == 200, answered.text

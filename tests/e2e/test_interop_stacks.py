@@ -29,7 +29,7 @@ from integrator.namespaces import DS, KP, SOAP_ENV, q
 from integrator.pki import Identity, fingerprint
 from services.backends.persons import PERSONS, Person
 from services.backends.status_source import SOURCES
-from services.demo import KRUISDORP, OFFICIALS, PURPOSE_TAX
+from services.demo_organisations import KRUISDORP, OFFICIALS, PURPOSE_TAX
 from tests.e2e.test_security_faults import RESPONSE_SIGNATURE, assert_no_traceback, refused, sha256_hex
 from tests.interop.common import Keys, unsigned_lookup
 from tests.interop.common import require as require_stack

@@ -19,23 +19,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 import zeep
+from kruispunt_client import AnswerRefused, KruispuntClient, KruispuntSignature, Trust, fault_detail, load_certificates
+from kruispunt_client.xml import build
 from lxml import etree
 from sqlalchemy import select
 from zeep.exceptions import Fault
 from zeep.plugins import HistoryPlugin
 
-from integrator.client import AnswerRefused, KruispuntClient, KruispuntSignature, fault_detail
-from integrator.contract import build
 from integrator.namespaces import DS, KP, SOAP_ENV, q
-from integrator.pki import Identity, fingerprint, load_trust_anchors
+from integrator.pki import Identity
 from integrator.wssec.sign import SigningKey, new_envelope, sign_envelope
-from integrator.wssec.trust import TrustStore
 from repository.models import Backend
 from services.backends.persons import PERSONS, Person, make_insz
 from services.backends.status_source import NS as SOURCE_NS
 from services.backends.status_source import SOURCES
-from services.demo import BRUGSTEDE, KRUISDORP, OFFICIALS, PURPOSE_TAX
-from tests.support import TAX_NS, TAX_PATH, Request, audit_record, fault_of, post
+from services.demo_organisations import BRUGSTEDE, KRUISDORP, OFFICIALS, PURPOSE_TAX
+from tests.support import TAX_NS, TAX_PATH, Request, audit_record, fault_of, post, reset_circuits
 
 SERVICE = "TaxExemptionStatus/v1"
 OPERATION = "GetTaxExemptionStatuses"
@@ -163,8 +162,8 @@ class PlainZeep:
 
 @pytest.fixture
 def plain(stack) -> PlainZeep:  # type: ignore[no-untyped-def]
-    trust = TrustStore.from_files(stack.settings.trust_anchor_paths, stack.settings.crl_path)
-    pin = fingerprint(load_trust_anchors([stack.settings.pki_dir / "integrator.crt"])[0])
+    trust = Trust.from_files(stack.settings.trust_anchor_paths, stack.settings.crl_path)
+    pin = load_certificates([stack.settings.pki_dir / "integrator.crt"])[0]
     signature = KruispuntSignature(stack.pki.kruisdorp, trust, pin)
     history = HistoryPlugin(maxlen=4)
     return PlainZeep(zeep.Client(f"{stack.base_url}{TAX_PATH}?wsdl", wsse=signature, plugins=[history]),
@@ -321,6 +320,7 @@ def test_source_down_gives_a_partial_answer_naming_it_and_recovers_when_it_is_ba
         assert_only_source_unavailable(stack, seen, who, "disability", "Server.Backend.Unavailable")
     finally:
         stack.start_backend("disability")
+        reset_circuits(stack.sessions, SERVICE, ["disability"])
     again = lookup(stack, who)
     assert again.complete is True
     assert again.statuses == sorted((c, s) for c, s, *_ in expected_statuses(who, ON))
@@ -370,6 +370,7 @@ def impostor(stack, name: str, body: bytes, *, delay: float = 0.0, chunks: int =
             server.shutdown()
             server.server_close()
         stack.start_backend(name)
+        reset_circuits(stack.sessions, SERVICE, [name])
 
 
 def genuine_answer(stack, name: str, insz: str, on: date = ON) -> bytes:  # type: ignore[no-untyped-def]

@@ -9,18 +9,16 @@ from datetime import date, timedelta
 
 import pytest
 import zeep
+from kruispunt_client import KruispuntSignature, Trust, load_certificates
+from kruispunt_client.xml import build
 from lxml import etree
 from sqlalchemy import select
 
-from integrator.client import KruispuntSignature
-from integrator.contract import build
 from integrator.namespaces import KP, q
-from integrator.pki import fingerprint, load_trust_anchors
-from integrator.wssec.trust import TrustStore
 from repository.catalogue_queries import backend_urls
 from repository.documents import DocumentSet
 from repository.models import AccessRight, Grant, Official, Organisation
-from services.demo import KRUISDORP, OFFICIALS, PURPOSE_TAX
+from services.demo_organisations import KRUISDORP, OFFICIALS, PURPOSE_TAX
 from tests.e2e.repository_calls import (
     DISCOVERY,
     METADATA_NS,
@@ -106,8 +104,8 @@ def test_list_services_is_audited_with_the_discovery_purpose(stack) -> None:  # 
 
 
 def test_metadata_wsdl_serves_plain_zeep(stack) -> None:  # type: ignore[no-untyped-def]
-    trust = TrustStore.from_files(stack.settings.trust_anchor_paths, stack.settings.crl_path)
-    pin = fingerprint(load_trust_anchors([stack.settings.pki_dir / "integrator.crt"])[0])
+    trust = Trust.from_files(stack.settings.trust_anchor_paths, stack.settings.crl_path)
+    pin = load_certificates([stack.settings.pki_dir / "integrator.crt"])[0]
     client = zeep.Client(f"{stack.base_url}{METADATA_PATH}?wsdl",
                          wsse=KruispuntSignature(stack.pki.kruisdorp, trust, pin))
     caller = build(q(KP, "Caller"), {"Official": OWNER.insz, "Purpose": DISCOVERY, "MessageId": str(uuid.uuid4())})

@@ -15,15 +15,16 @@ from typing import Any
 
 import pytest
 import requests
+from kruispunt_client import KruispuntClient, fault_detail
 from sqlalchemy import func, select, update
 from zeep.exceptions import Fault
 
-from integrator.client import KruispuntClient, fault_detail
 from integrator.outbox import OutboxEntry
 from repository import directory
 from repository.models import Organisation
 from repository.proposals import Proposal
-from services.demo import BRUGSTEDE, INSTITUTION, KRUISDORP
+from services.demo_organisations import BRUGSTEDE, INSTITUTION, KRUISDORP
+from tests.e2e.application_calls import eventually
 from tests.e2e.directory_calls import new_person
 from tests.e2e.generic_calls import kruispunt
 from tests.e2e.proposal_calls import (
@@ -113,8 +114,10 @@ def test_submit_pull_acknowledge_accept_reaches_the_national_register_and_the_pr
 
     decided = as_office.call("DecideProposal", official=office.official, purpose=office.purpose,
                              Reference=reference, Decision="ACCEPT")
-    assert (decided.body.State, decided.body.NationalRegisterUpdate) == ("ACCEPTED", "DELIVERED")
+    assert (decided.body.State, decided.body.NationalRegisterUpdate) == ("ACCEPTED", "PENDING")
     assert audit_record(stack.sessions, decided.ticket).detail.startswith(f"{reference} accepted")
+    eventually(lambda: get_proposal(stack, institution(stack), reference)["NationalRegisterUpdate"] == "DELIVERED"
+               or None, "the update sent after the decision's commit")
     registered = nr_person(stack, person.insz)
     assert registered is not None and registered["civil_status"] == value
     assert nr_deliveries(stack, reference) == 1
@@ -250,7 +253,9 @@ def test_a_second_decision_is_refused_naming_the_first(stack) -> None:  # type: 
     office = kruisdorp(stack)
     reference = submit(stack, KRUISDORP_PERSON, "NATIONALITY", unique("NL")).body["Reference"]
     first = decide(stack, office, reference, "ACCEPT")
-    assert first.body["NationalRegisterUpdate"] == "DELIVERED"
+    assert first.body["NationalRegisterUpdate"] == "PENDING"  # sent once the decision is committed
+    eventually(lambda: get_proposal(stack, institution(stack), reference)["NationalRegisterUpdate"] == "DELIVERED"
+               or None, "the update sent after the decision's commit")
     seen = refused(stack, office, "DecideProposal", {"Reference": reference, "Decision": "REJECT",
                                                      "Reason": "Changed our mind"}, "Client.Proposal.AlreadyDecided",
                    409)
@@ -376,7 +381,8 @@ def test_two_concurrent_decisions_exactly_one_wins(stack, round_: int) -> None: 
     assert final["State"] == body["State"] == "ACCEPTED"
     assert final["DecisionTicket"] == ticket and ticket in lost.reason
     assert len(outbox_entries(stack, reference)) == 1  # one update owed, applied once
-    assert nr_deliveries(stack, reference) == (1 if body["NationalRegisterUpdate"] == "DELIVERED" else 0)
+    assert body["NationalRegisterUpdate"] == "PENDING"
+    assert eventually(lambda: nr_deliveries(stack, reference) or None, "the one update applied") == 1
 
 
 def test_refusals_through_the_client_library_carry_code_and_ticket(stack) -> None:  # type: ignore[no-untyped-def]

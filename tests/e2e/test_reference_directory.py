@@ -13,7 +13,7 @@ import pytest
 
 from integrator import commands
 from repository import registry
-from services.demo import KRUISDORP, PURPOSE_FILES, PURPOSE_TAX
+from services.demo_organisations import KRUISDORP, PURPOSE_FILES, PURPOSE_TAX
 from tests.e2e.directory_calls import (
     brugstede,
     directory_refused,

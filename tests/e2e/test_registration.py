@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from repository.models import Backend, ServiceDocument
 from repository.registry import find_version
-from services.demo import BRUGSTEDE, KRUISDORP
+from services.demo_organisations import BRUGSTEDE, KRUISDORP
 from tests.e2e.repository_calls import (
     COMMON_XSD,
     END,

@@ -23,17 +23,17 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+from kruispunt_client.xml import build
 from lxml import etree
 from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod
 from signxml.verifier import XMLVerifier
 
 from integrator.audit import AuditRecord
-from integrator.contract import build
 from integrator.namespaces import BASE64_BINARY, DS, EXC_C14N, KP, SOAP_ENV, WSSE, WSU, WSU_ID, X509_TOKEN, q
 from integrator.pki import Identity, fingerprint
 from integrator.wssec.sign import SigningKey, sign_envelope
 from services.backends.persons import PERSONS, Person
-from services.demo import OFFICIALS
+from services.demo_organisations import OFFICIALS
 from tests.support import TAX_NS, TAX_PATH, FaultSeen, Request, audit_record, fault_of, post
 
 pytestmark = pytest.mark.e2e

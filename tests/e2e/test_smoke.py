@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from services.backends.persons import PERSONS
-from services.demo import OFFICIALS
+from services.demo_organisations import OFFICIALS
 from tests.support import Request, audit_record, post
 
 

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
+from kruispunt_client.xml import build
 from lxml import etree
 from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod
 from signxml.verifier import XMLVerifier
 
-from integrator.contract import build
 from integrator.envelope import Envelope
 from integrator.faults import AlgorithmRefused, KeyReferenceUnsupported, SecurityMissing, SignatureInvalid
 from integrator.namespaces import DS, EXC_C14N, KP, WSSE, q

@@ -8,20 +8,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from lxml import etree
-
-from integrator.pki import create_ca, issue
-from integrator.receipt import (
+from kruispunt_client.receipt import (
     DELIVERED,
     FORWARDING_PENDING,
     NS,
     Receipt,
     ReceiptInvalid,
     application_digest,
-    sign_receipt,
     verify_receipt,
 )
+from lxml import etree
+
+from integrator.pki import create_ca, issue
 from integrator.wssec.sign import SigningKey
+from services.application_receipts import sign_receipt
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
 

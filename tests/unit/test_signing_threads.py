@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from kruispunt_client.xml import build
 from lxml import etree
 
-from integrator.contract import build
 from integrator.envelope import Envelope
 from integrator.namespaces import KP, q
 from integrator.pki import create_ca, issue

@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from kruispunt_client.receipt import Receipt
 from lxml import etree
 
 from integrator.answer import signed_answer
 from integrator.pki import Identity, create_ca, issue
-from integrator.receipt import Receipt, sign_receipt
 from integrator.wssec.sign import SigningKey, new_envelope, sign_envelope
+from services.application_receipts import sign_receipt
 from tests.interop.common import KP, SOAP_ENV, Keys, parse, require, sample_keys, unsigned_lookup
 from tests.interop.java import wss4j
 

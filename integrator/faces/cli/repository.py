@@ -8,8 +8,8 @@ from datetime import date
 from pathlib import Path
 
 from integrator import commands
-from integrator.cli.common import sessions
 from integrator.config import Settings
+from integrator.faces.cli.common import sessions
 from repository import registry
 from repository.registry import RegistrationRefused
 

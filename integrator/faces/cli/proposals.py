@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime, timedelta
 
-from integrator.cli.common import sessions
 from integrator.config import Settings
+from integrator.faces.cli.common import sessions
 from repository import proposals
 from repository.base import aware
 

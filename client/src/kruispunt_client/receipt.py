@@ -1,4 +1,4 @@
-"""Signed receipts for applications: the integrator attests what it received, when, and where it goes.
+"""Signed receipts for applications: what the integrator attests it received, when, and where it goes.
 
 A receipt is a standalone XML document (ApplicationReceipt, urn:kruispunt:Applications:v1) carrying an enveloped
 XML signature of the integrator (RSA-SHA256, SHA-256 digests, exclusive c14n; the reference is the whole
@@ -14,25 +14,22 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
-from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod
-from signxml.algorithms import CanonicalizationMethod, SignatureConstructionMethod
+from signxml.algorithms import DigestAlgorithm, SignatureMethod
 from signxml.exceptions import SignXMLException
-from signxml.signer import XMLSigner
-from signxml.verifier import XMLVerifier
+from signxml.verifier import SignatureConfiguration, XMLVerifier
 
-from integrator.namespaces import DS
-from integrator.wssec.sign import SigningKey
+from kruispunt_client.namespaces import DS
 
 NS = "urn:kruispunt:Applications:v1"
 RECEIPT = f"{{{NS}}}ApplicationReceipt"
 FORWARDING_PENDING, DELIVERED, REFUSED = "FORWARDING_PENDING", "DELIVERED", "REFUSED"
-_FIELDS = ("Ticket", "ReceivedAt", "SignedAt", "Kind", "Organisation", "Official", "Institution", "FileNumber",
-           "Insz", "ApplicationDigest", "Forwarding", "InstitutionReference")
+FIELDS = ("Ticket", "ReceivedAt", "SignedAt", "Kind", "Organisation", "Official", "Institution", "FileNumber",
+          "Insz", "ApplicationDigest", "Forwarding", "InstitutionReference")  # in the order a receipt holds them
 _CONFIG = SignatureConfiguration(
     require_x509=True,
     expect_references=1,
@@ -69,8 +66,10 @@ def canonical(element: etree._Element) -> etree._Element:
     namespace = etree.QName(element).namespace
 
     def copy(node: etree._Element, parent: etree._Element | None) -> etree._Element:
-        made = etree.Element(node.tag, nsmap={None: namespace} if namespace else None) if parent is None \
-            else etree.SubElement(parent, node.tag)
+        if parent is None:
+            made = etree.Element(node.tag, nsmap={None: namespace} if namespace else None)  # type: ignore[dict-item]
+        else:
+            made = etree.SubElement(parent, node.tag)
         for name, value in node.attrib.items():
             made.set(name, value)
         children = [c for c in node if isinstance(c.tag, str)]
@@ -88,31 +87,6 @@ def application_digest(element: etree._Element) -> str:
     """Hex SHA-256 of the exclusive c14n of the application element's canonical form."""
     data = etree.tostring(canonical(element), method="c14n", exclusive=True, with_comments=False)
     return hashlib.sha256(data).hexdigest()
-
-
-def _text(value: datetime | str) -> str:
-    return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
-
-
-def sign_receipt(receipt: Receipt, key: SigningKey) -> bytes:
-    """The receipt as a signed XML document (UTF-8 bytes, stored and handed out unchanged)."""
-    root = etree.Element(RECEIPT, nsmap={None: NS})
-    values = {"Ticket": receipt.ticket, "ReceivedAt": receipt.received_at, "SignedAt": receipt.signed_at,
-              "Kind": receipt.kind, "Organisation": receipt.organisation, "Official": receipt.official,
-              "Institution": receipt.institution, "FileNumber": receipt.file_number, "Insz": receipt.insz,
-              "ApplicationDigest": receipt.application_digest, "Forwarding": receipt.forwarding,
-              "InstitutionReference": receipt.institution_reference}
-    for name in _FIELDS:
-        if values[name] is not None:
-            etree.SubElement(root, f"{{{NS}}}{name}").text = _text(values[name])
-    signer = XMLSigner(
-        method=SignatureConstructionMethod.enveloped,
-        signature_algorithm=SignatureMethod.RSA_SHA256,
-        digest_algorithm=DigestAlgorithm.SHA256,
-        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
-    )
-    signed = signer.sign(root, key=key.key, cert=[key.cert])
-    return etree.tostring(signed, xml_declaration=True, encoding="utf-8")
 
 
 def verify_receipt(data: bytes, certificate: x509.Certificate) -> Receipt:
@@ -147,7 +121,7 @@ def verify_receipt(data: bytes, certificate: x509.Certificate) -> Receipt:
 def _read(signed: etree._Element) -> Receipt:
     found = {etree.QName(c).localname: c.text or "" for c in signed if isinstance(c.tag, str)
              and etree.QName(c).namespace == NS}
-    missing = [n for n in _FIELDS if n != "InstitutionReference" and n not in found]
+    missing = [n for n in FIELDS if n != "InstitutionReference" and n not in found]
     if missing:
         raise ReceiptInvalid(f"the receipt lacks {', '.join(missing)}")
     return Receipt(ticket=found["Ticket"], received_at=datetime.fromisoformat(found["ReceivedAt"]),
@@ -158,5 +132,5 @@ def _read(signed: etree._Element) -> Receipt:
                    institution_reference=found.get("InstitutionReference"))
 
 
-__all__ = ["DELIVERED", "FORWARDING_PENDING", "NS", "REFUSED", "Receipt", "ReceiptInvalid", "application_digest",
-           "canonical", "sign_receipt", "verify_receipt"]
+__all__ = ["DELIVERED", "FIELDS", "FORWARDING_PENDING", "NS", "RECEIPT", "REFUSED", "Receipt", "ReceiptInvalid",
+           "application_digest", "canonical", "verify_receipt"]

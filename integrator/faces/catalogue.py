@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from integrator.documents import schema_paths
+from integrator.faces.documents import schema_paths
 from integrator.service import ServiceDefinition
 from repository.documents import operation_names
 from repository.registry import document_listing, list_versions

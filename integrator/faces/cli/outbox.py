@@ -8,9 +8,9 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from integrator.circuit import CircuitBreaker
-from integrator.cli.common import sessions
 from integrator.config import Settings
 from integrator.dispatch import Dispatcher
+from integrator.faces.cli.common import sessions
 from integrator.outbox import PENDING, Forwarder, OutboxEntry
 from integrator.pki import Identity
 from integrator.wssec.sign import SigningKey

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from integrator.cli import admin, demo, federation, outbox, proposals, repository
 from integrator.config import Settings
+from integrator.faces.cli import admin, demo, federation, maintenance, outbox, proposals, repository
 
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="kruispunt", description="SOAP/XML service integrator")
     sub = top.add_subparsers(dest="command", required=True)
-    for area in (admin, repository, federation, demo, outbox, proposals):
+    for area in (admin, repository, federation, demo, outbox, proposals, maintenance):
         area.register(sub)
     return top
 

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from tqdm import tqdm
 
 from integrator import commands
-from integrator.cli.common import sessions
 from integrator.config import Settings
+from integrator.faces.cli.common import sessions
 from integrator.faults import KruispuntFault
 from integrator.federation import PeerClient, sync_peer
 from integrator.pki import Identity

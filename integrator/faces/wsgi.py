@@ -1,36 +1,39 @@
-"""The WSGI face: SOAP endpoints, WSDL/XSD documents, the catalogue, liveness and readiness."""
+"""The WSGI face: SOAP endpoints, WSDL/XSD documents, the catalogue, liveness, readiness and metrics."""
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from time import perf_counter
 from typing import Any
 from urllib.parse import parse_qs
 
-from sqlalchemy import text
-
-from integrator.catalogue import code_entry, html_page, repository_entries, wsdl_list
+from integrator import metrics
 from integrator.circuit import CircuitBreaker
-from integrator.config import Settings
+from integrator.config import Settings, SettingsError
 from integrator.database import make_engine, session_factory
 from integrator.dispatch import Dispatcher
-from integrator.documents import (
+from integrator.faces.catalogue import code_entry, html_page, repository_entries, wsdl_list
+from integrator.faces.documents import (
     published_wsdl,
     repository_document,
     repository_wsdl,
     static_file,
 )
 from integrator.outbox import Forwarder
-from integrator.pipeline import Pipeline
+from integrator.pipeline import Pipeline, Reply
 from integrator.pki import Identity
 from integrator.routes import PATH
 from integrator.service import ServiceDefinition
+from integrator.wssec.dsig import RSA_OPERATIONS
 from integrator.wssec.sign import SigningKey
 from integrator.wssec.trust import TrustStore
 from services import PUBLISHED
 
 log = logging.getLogger("kruispunt.wsgi")
+request_log = logging.getLogger("kruispunt.request")  # one line per SOAP request
 StartResponse = Callable[..., Any]
 REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
            413: "Payload Too Large", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
@@ -45,6 +48,7 @@ class IntegratorApp:
         self.services = services
         self.by_path = {s.path: s for s in services}
         self.pipeline = pipeline
+        self.exposition = metrics.Exposition(pipeline.sessions)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -66,8 +70,10 @@ class IntegratorApp:
         limit = self.settings.limits.max_bytes
         declared = int(environ.get("CONTENT_LENGTH") or 0)
         stream = environ["wsgi.input"]
+        started = perf_counter()
         data = b"" if declared > limit else stream.read(declared) if declared else stream.read(limit + 1)
         reply = self.pipeline.handle(path, data, declared_length=declared, base_url=self._base_url(environ))
+        _account(reply, reply.seconds or perf_counter() - started)
         return _send(start_response, reply.status, reply.body, "text/xml; charset=utf-8",
                      [("X-Kruispunt-Ticket", reply.ticket), ("Server-Timing", reply.timing)])
 
@@ -91,6 +97,8 @@ class IntegratorApp:
             content = published_wsdl(root, service, base) if service else static_file(root, relative)
             if content is not None:
                 return _send(start_response, 200, content, "text/xml; charset=utf-8")
+        if path == "/metrics":
+            return _send(start_response, 200, self.exposition.render(), metrics.CONTENT_TYPE)
         if path == "/health/live":
             return _send(start_response, 200, b"live\n", "text/plain; charset=utf-8")
         if path == "/health/ready":
@@ -117,6 +125,25 @@ class IntegratorApp:
         return f"{environ.get('wsgi.url_scheme', 'http')}://{host}"
 
 
+def _account(reply: Reply, seconds: float) -> None:
+    """The request's log line and its metrics; counting never fails the request it counts."""
+    try:
+        metrics.request(reply.service, reply.operation, reply.outcome, reply.fault_code, seconds, reply.stages)
+    except Exception:
+        log.exception("request %s not counted in the metrics", reply.ticket)
+    stages: dict[str, float] = {}
+    for stage, stage_seconds in reply.stages:
+        stages[stage] = round(stages.get(stage, 0.0) + stage_seconds * 1000, 3)
+    fields = {"ticket": reply.ticket, "service": reply.service, "operation": reply.operation,
+              "organisation": reply.organisation, "outcome": reply.outcome, "fault_code": reply.fault_code,
+              "status": reply.status, "duration_ms": round(seconds * 1000, 3), "stages": stages}
+    request_log.log(logging.WARNING if reply.status >= 500 else logging.INFO,
+                    "%s service=%s operation=%s organisation=%s outcome=%s%s status=%d duration_ms=%.3f",
+                    reply.ticket, reply.service or "-", reply.operation or "-", reply.organisation or "-",
+                    reply.outcome, f" fault_code={reply.fault_code}" if reply.fault_code else "", reply.status,
+                    seconds * 1000, extra=fields)
+
+
 def _send(start_response: StartResponse, status: int, body: bytes, content_type: str,
           extra: list[tuple[str, str]] | None = None) -> list[bytes]:
     headers = [("Content-Type", content_type), ("Content-Length", str(len(body))), *(extra or [])]
@@ -126,7 +153,12 @@ def _send(start_response: StartResponse, status: int, body: bytes, content_type:
 
 def create_app(settings: Settings | None = None) -> IntegratorApp:
     """Build one worker's application: database, keys, trust anchors, contracts, dispatcher."""
-    settings = settings or Settings.from_env()
+    if settings is None:
+        try:
+            settings = Settings.from_env()
+        except SettingsError as error:  # gunicorn.conf.py refuses these first; another server: one line, no trace
+            print(f"kruispunt: {error}", file=sys.stderr)
+            raise SystemExit(4) from None  # gunicorn's "App failed to load": the master stops, no restarts
     engine = make_engine(settings.database_url)
     sessions = session_factory(engine)
     pki = settings.pki_dir
@@ -139,7 +171,8 @@ def create_app(settings: Settings | None = None) -> IntegratorApp:
     forwarder = Forwarder(sessions, dispatcher, timedelta(seconds=settings.outbox_lease_seconds),
                           settings.outbox_interval_seconds)
     pipeline = Pipeline(settings, PUBLISHED, sessions, key, trust, dispatcher, forwarder=forwarder)
-    with sessions() as session:
-        session.execute(text("SELECT 1"))
+    RSA_OPERATIONS.listener = metrics.rsa_operation
+    # no database round trip here: a worker (re)started while the database is down must boot all the same (else
+    # gunicorn halts the whole instance); /health/ready reports the database until it is back
     forwarder.start()
     return IntegratorApp(settings, PUBLISHED, pipeline)

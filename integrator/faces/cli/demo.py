@@ -10,12 +10,12 @@ import sys
 import time
 from datetime import date
 
+from kruispunt_client import AnswerRefused, KruispuntClient, fault_detail
 from zeep.exceptions import Fault
 
 from integrator import commands
-from integrator.cli.common import sessions
-from integrator.client import AnswerRefused, KruispuntClient, fault_detail
 from integrator.config import PROJECT_ROOT, Settings
+from integrator.faces.cli.common import sessions
 from integrator.pki import Identity
 from services import demo
 from services.backends.catalogue import BACKENDS
@@ -68,12 +68,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     gunicorn = [sys.executable, "-m", "gunicorn"]
     children = [
         subprocess.Popen([*gunicorn, "-b", f"127.0.0.1:{spec.port}", "-w", "1", "-k", "gthread", "--threads", "4",
+                          "--control-socket", str(settings.var_dir / "run" / f"backend-{spec.name}.ctl"),
                           "services.backends.wsgi:create_app()"], env=dict(env, KRUISPUNT_BACKEND=spec.name),
                          cwd=PROJECT_ROOT)
         for spec in BACKENDS
     ]
     children.append(subprocess.Popen([*gunicorn, "-c", str(PROJECT_ROOT / "gunicorn.conf.py"),
-                                      "integrator.wsgi:create_app()"], env=env, cwd=PROJECT_ROOT))
+                                      "integrator.faces.wsgi:create_app()"], env=env, cwd=PROJECT_ROOT))
     stop = {"now": False}
 
     def _stop(*_: object) -> None:

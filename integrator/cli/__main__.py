@@ -1,7 +1,0 @@
-"""python -m integrator.cli"""
-
-import sys
-
-from integrator.cli import main
-
-sys.exit(main())
