@@ -32,30 +32,37 @@ class SeenMessage(Base):
 def remember(session: Session, keys: list[str], expires_at: datetime, now: datetime) -> None:
     """Record the keys, committing at once; raise Replay if any was already there inside its window.
 
-    A key whose window has passed but that no prune has deleted yet is taken over (its expiry renewed), so
-    refusals do not depend on when the last prune ran; on PostgreSQL and SQLite this is one upsert statement."""
+    The usual case is one prebuilt INSERT. Only when a key is already stored does the slower road run: a key whose
+    window has passed but that no prune has deleted yet is taken over (its expiry renewed, one upsert statement on
+    PostgreSQL and SQLite), so refusals do not depend on when the last prune ran."""
     rows = [{"key": k, "expires_at": expires_at} for k in dict.fromkeys(keys)]
-    statement = _upsert(session, rows, now)
     try:
-        if statement is None:
-            session.execute(insert(SeenMessage), rows)
-            stored = len(rows)
-        else:
-            stored = len(session.execute(statement).all())
+        session.execute(_INSERT, rows)
+        session.commit()
+        return
     except IntegrityError:
-        stored = -1
-    if stored != len(rows):  # a key is still inside its window: keep none of this message's keys
         session.rollback()
-        raise Replay(
-            "This message was already received (same message id or same signature); "
-            "send a new message id and a fresh signature."
-        ) from None
-    session.commit()
+    statement = _upsert(session, rows, now)  # None on other databases: any stored key is a replay there
+    if statement is not None:
+        try:
+            if len(session.execute(statement).all()) == len(rows):  # every stored key had expired: taken over
+                session.commit()
+                return
+        except IntegrityError:
+            pass
+    session.rollback()  # a key is still inside its window: keep none of this message's keys
+    raise Replay(
+        "This message was already received (same message id or same signature); "
+        "send a new message id and a fresh signature."
+    )
+
+
+_INSERT = insert(SeenMessage)  # built once: a request only binds its keys
 
 
 def _upsert(session: Session, rows: list[dict[str, object]], now: datetime) -> Insert | None:
     """INSERT … ON CONFLICT (key) DO UPDATE … WHERE the stored key has expired: a live key is neither inserted
-    nor updated, so the keys it returns tell a replay. None on other databases (plain insert, IntegrityError)."""
+    nor updated, so the keys it returns tell a replay. None on other databases: a stored key is a replay there."""
     dialect = session.get_bind().dialect.name
     module = {"postgresql": postgresql, "sqlite": sqlite}.get(dialect)
     if module is None:

@@ -22,6 +22,7 @@ from integrator.faces.documents import (
     repository_wsdl,
     static_file,
 )
+from integrator.maintenance import Maintenance
 from integrator.outbox import Forwarder
 from integrator.pipeline import Pipeline, Reply
 from integrator.pki import Identity
@@ -175,4 +176,5 @@ def create_app(settings: Settings | None = None) -> IntegratorApp:
     # no database round trip here: a worker (re)started while the database is down must boot all the same (else
     # gunicorn halts the whole instance); /health/ready reports the database until it is back
     forwarder.start()
+    Maintenance(sessions).start()  # replay pruning, audit partitions; like the forwarder, after the fork
     return IntegratorApp(settings, PUBLISHED, pipeline)
