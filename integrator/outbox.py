@@ -13,7 +13,7 @@ import socket
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from lxml import etree
 from sqlalchemy import DateTime, Integer, String, Text, or_, select, update
@@ -22,9 +22,16 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from integrator.faults import BackendFault, BackendNotRegistered, CircuitOpen, KruispuntFault
 from integrator.xmlparse import safe_parser
 from repository.base import Base, aware
+from repository.queries import BackendView
 
-if TYPE_CHECKING:  # the forwarder is handed a dispatcher; dispatch.py counts its calls in metrics, which reads us
-    from integrator.dispatch import Dispatcher
+
+class Exchanger(Protocol):
+    """What the forwarder needs of the dispatcher (integrator/dispatch.py): a service's backends, and one exchange
+    with one of them. Named here, so the outbox does not import the dispatcher (whose metrics read the outbox)."""
+
+    def backends(self, service: str) -> list[BackendView]: ...
+
+    def exchange(self, backend: BackendView, payload: etree._Element, soap_action: str = "") -> etree._Element: ...
 
 log = logging.getLogger("kruispunt.outbox")
 
@@ -94,7 +101,7 @@ def backoff(attempts: int) -> timedelta:
 class Forwarder:
     """Delivers outbox entries for one worker: at once when asked, and from a background thread."""
 
-    def __init__(self, sessions: sessionmaker[Session], dispatcher: Dispatcher, lease: timedelta,
+    def __init__(self, sessions: sessionmaker[Session], dispatcher: Exchanger, lease: timedelta,
                  interval_seconds: float) -> None:
         self.sessions = sessions
         self.dispatcher = dispatcher
