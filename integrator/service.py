@@ -40,6 +40,13 @@ class CallContext:
     payload: etree._Element | None = None  # the request as received and verified (what the signature covered)
     services: tuple[ServiceDefinition, ...] = ()  # the code-backed services this integrator publishes
 
+    def deliver_after_commit(self, entry_id: int) -> None:
+        """Once the request's transaction committed, try its outbox entry at once (an after-commit step; the
+        background forwarders owe the delivery anyway, should this attempt fail or the worker die)."""
+        forwarder = self.forwarder
+        if forwarder is not None:
+            self.after_commit(lambda: forwarder.deliver(entry_id))
+
 
 @dataclass
 class HandlerResult:

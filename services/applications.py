@@ -9,7 +9,6 @@ dedupes on, so the application reaches it exactly once however often it is deliv
 from __future__ import annotations
 
 import base64
-import logging
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -27,8 +26,6 @@ from repository import applications
 from repository.applications import Application
 from repository.base import aware
 from services.application_receipts import sign_receipt
-
-log = logging.getLogger("kruispunt.applications")
 
 NS = "urn:kruispunt:Applications:v1"
 SUBMIT = f"{{{NS}}}SubmitApplicationRequest"
@@ -107,12 +104,6 @@ def _retry(row: Application, digest: str, ctx: CallContext) -> HandlerResult:
     return HandlerResult(_answer(row, delivery), detail=f"retry of {row.ticket}: {delivery.state}")
 
 
-def _deliver_now(ctx: CallContext, entry_id: int) -> None:
-    """After the commit: try the institution at once; the stored entry is delivered later whatever happens here."""
-    if ctx.forwarder is not None:
-        ctx.forwarder.deliver(entry_id)
-
-
 def submit_application(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
     """Store the application, its signed receipt and its outbox entry in the request's transaction; once that
     committed, the institution is tried at once (an after-commit step). The receipt attests what was received
@@ -148,7 +139,7 @@ def submit_application(request: dict[str, Any], ctx: CallContext) -> HandlerResu
     session.add(row)
     session.flush()
     entry_id = entry.id
-    ctx.after_commit(lambda: _deliver_now(ctx, entry_id))
+    ctx.deliver_after_commit(entry_id)
     current = outbox.delivery(entry)
     return HandlerResult(_answer(row, current), detail=f"{kind} to {institution}: {current.state}")
 

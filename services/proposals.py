@@ -8,7 +8,6 @@ import base64
 import binascii
 import hashlib
 import json
-import logging
 from datetime import timedelta
 from decimal import Decimal
 from functools import cache
@@ -34,7 +33,6 @@ NR_XSD = "backends/NationalRegister/v1/NationalRegister.xsd"
 NR_BACKEND = "national-register"
 SERVICE_KEY = "UpdateProposals/v1"
 DEFAULT_PAGE = 50
-log = logging.getLogger("kruispunt.proposals")
 
 
 # --- this service's faults (one fault family: integrator/faults.py) ---------------------------------------
@@ -254,12 +252,6 @@ def _already_decided(session: Session, proposal_id: int, reference: str) -> Prop
                                   f"{first.decision_ticket}){because}.")
 
 
-def _deliver(ctx: CallContext, entry_id: int) -> None:
-    """After the commit: try the National Register update now; the background forwarder owes it until delivered."""
-    if ctx.forwarder is not None:
-        ctx.forwarder.deliver(entry_id)
-
-
 def decide(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
     """Accept or reject once; an acceptance owes the National Register its update (outbox, same transaction)."""
     reference, decision, reason = str(request["Reference"]), request["Decision"], request.get("Reason")
@@ -282,7 +274,7 @@ def decide(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
     body: dict[str, Any] = {"Reference": reference, "State": state, "DecidedAt": ctx.received_at}
     if entry_id is None:
         return HandlerResult(body, detail=f"{reference} rejected: {reason}")
-    ctx.after_commit(lambda: _deliver(ctx, entry_id))
+    ctx.deliver_after_commit(entry_id)
     body["NationalRegisterUpdate"] = PENDING  # delivered once the decision is committed
     return HandlerResult(body, detail=f"{reference} accepted; National Register update {PENDING} "
                                       f"(outbox {entry_id})")
