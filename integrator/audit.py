@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import DateTime, String, Text, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from repository.base import Base
+
+
+class Channel(StrEnum):
+    """How the transaction reached the integrator (the audit record's channel column)."""
+
+    SOAP = "soap"  # a signed SOAP envelope
+    PORTAL = "portal"  # an official logged on at the portal
+    CLI = "cli"  # the operator's command line (the service desk)
 
 
 class AuditRecord(Base):
@@ -41,6 +50,7 @@ class AuditRecord(Base):
     came_from_ticket: Mapped[str | None] = mapped_column(String(48), nullable=True)  # that peer's ticket
     forwarded_to: Mapped[str | None] = mapped_column(String(100), nullable=True)  # the peer that owns the service
     forwarded_tickets: Mapped[str | None] = mapped_column(String(400), nullable=True)  # its ticket, then upstream
+    channel: Mapped[str] = mapped_column(String(10), default=Channel.SOAP, server_default=Channel.SOAP.value)
 
 
 def write_audit(session: Session, values: dict[str, Any]) -> None:

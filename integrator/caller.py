@@ -53,6 +53,17 @@ def identify(session: Session, fingerprint: str, header: dict[str, str], service
     return facts
 
 
+def identify_logged_on(session: Session, enterprise_number: str, header: dict[str, str], service: str,
+                       now: datetime, person: str | None = None) -> CallerFacts:
+    """The organisation of an official logged on at the portal, with everything authorisation needs."""
+    facts = caller_facts(session, None, header["Official"], service, header["Purpose"], now.date(), person,
+                         enterprise_number=enterprise_number)
+    if facts is None:
+        raise OrganisationUnknown(f"Organisation {enterprise_number} is no longer registered at this integrator; "
+                                  "ask the integrator's service desk.")
+    return facts
+
+
 def authorise(facts: CallerFacts, header: dict[str, str], service: str, now: datetime,
               person: str | None = None) -> Caller:
     """Refuse unless the certificate's organisation employs the official with a grant for service + purpose,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import getpass
+import os
+import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -17,10 +21,12 @@ from stdnum.be import vat
 from integrator.config import Settings
 from integrator.contract import check_insz
 from integrator.pki import Identity, create_ca, issue, load_crl, write_crl
-from repository import backends, certificates, directory, registry
+from repository import access_rights, backends, certificates, directory, grants, officials, registry
+from repository.actors import Actor
 from repository.documents import IMPORTS, DocumentSet
-from repository.models import AccessRight, Backend, Grant, Official, Organisation, Peer, ServiceVersion
-from repository.queries import has_access_right
+from repository.grants import GrantView
+from repository.models import AccessRight, Backend, Organisation, Peer, ServiceVersion
+from repository.officials import OfficialView
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -92,10 +98,32 @@ def revoke(settings: Settings, cert_path: Path) -> list[int]:
 
 
 # --- repository -----------------------------------------------------------------------------------------
+KINDS = ("municipality", "pcsw", "institution", "integrator")
+NIS_CODE = re.compile(r"[1-9][0-9]{4}")
+
+
+def operator() -> Actor:
+    """The service desk, as the operator at this command line (KRUISPUNT_OPERATOR, or the login name)."""
+    return Actor.service_desk(os.environ.get("KRUISPUNT_OPERATOR") or getpass.getuser())
+
+
+def check_enterprise_number(enterprise_number: str) -> str:
+    """Exactly ten digits with valid check digits: stdnum alone would take nine digits and add a leading zero."""
+    if not (len(enterprise_number) == 10 and enterprise_number.isdigit() and vat.is_valid(enterprise_number)):
+        raise ValueError(f"{enterprise_number!r} is not a valid enterprise number: give its ten digits "
+                         "(0 or 1 first, check digits last), for example 0207123407")
+    return enterprise_number
+
+
 def add_organisation(session: Session, enterprise_number: str, name: str, kind: str,
                      nis_code: str | None = None) -> Organisation:
-    if not vat.is_valid(enterprise_number):
-        raise ValueError(f"{enterprise_number} is not a valid enterprise number")
+    check_enterprise_number(enterprise_number)
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r} must be one of {', '.join(KINDS)}")
+    if nis_code is not None and NIS_CODE.fullmatch(nis_code) is None:
+        raise ValueError(f"NIS code {nis_code!r} must be the municipality's five digits, for example 44021")
+    if not name.strip():
+        raise ValueError("the organisation's name is empty")
     org = session.execute(select(Organisation).where(Organisation.enterprise_number == enterprise_number)
                           ).scalar_one_or_none()
     if org is None:
@@ -112,56 +140,61 @@ def register_certificate(session: Session, enterprise_number: str, cert_pem: byt
     return certificates.register(session, _organisation(session, enterprise_number).id, cert)
 
 
-def add_official(session: Session, enterprise_number: str, insz: str, name: str) -> Official:
-    check_insz(insz, "official INSZ")
-    org = _organisation(session, enterprise_number)
-    official = session.execute(select(Official).where(Official.organisation_id == org.id, Official.insz == insz)
-                               ).scalar_one_or_none()
-    if official is None:
-        official = Official(organisation_id=org.id, insz=insz, name=name, active=True)
-        session.add(official)
-    session.flush()
-    return official
+def add_official(session: Session, enterprise_number: str, insz: str, name: str, email: str | None = None,
+                 department: str | None = None, actor: Actor | None = None) -> OfficialView:
+    """Register an official as the service desk (repository/officials.py has the rules)."""
+    return officials.register_official(session, actor or operator(), _organisation(session, enterprise_number).id,
+                                       insz, name, email, department)[0]
 
 
-def add_access_right(session: Session, enterprise_number: str, service: str) -> AccessRight:
-    """Let an organisation use a service at all (its officials still need grants)."""
-    org = _organisation(session, enterprise_number)
-    right = session.execute(select(AccessRight).where(AccessRight.organisation_id == org.id,
-                                                      AccessRight.service == service)).scalar_one_or_none()
-    if right is None:
-        right = AccessRight(organisation_id=org.id, service=service)
-        session.add(right)
-        session.flush()
-    return right
+def add_access_right(session: Session, enterprise_number: str, service: str,
+                     code_backed: Collection[str] | None = None, actor: Actor | None = None) -> AccessRight:
+    """Let an organisation use a service at all (its officials still need grants). code_backed: the names of the
+    services published in code (the CLI passes them, so an unknown service is refused); None: the caller vouches."""
+    return access_rights.add_access_right(session, actor or operator(), _organisation(session, enterprise_number).id,
+                                          service, code_backed)[0]
 
 
 def add_grant(session: Session, enterprise_number: str, insz: str, service: str, purpose: str,
-              valid_from: date | None = None, valid_until: date | None = None) -> Grant:
-    org = _organisation(session, enterprise_number)
-    if not has_access_right(session, org.id, service):
-        raise ValueError(f"organisation {enterprise_number} has no access right to {service}; a grant must fall "
-                         "within the organisation's rights (kruispunt access add)")
-    official = session.execute(select(Official).where(Official.organisation_id == org.id, Official.insz == insz)
-                               ).scalar_one()
-    grant = session.execute(select(Grant).where(Grant.official_id == official.id, Grant.service == service,
-                                                Grant.purpose == purpose)).scalar_one_or_none()
-    if grant is None:
-        grant = Grant(official_id=official.id, service=service, purpose=purpose)
-        session.add(grant)
-    grant.valid_from = valid_from or date(2000, 1, 1)
-    grant.valid_until = valid_until
-    grant.active = True
-    session.flush()
-    return grant
+              valid_from: date | None = None, valid_until: date | None = None, reason: str = "granted by the "
+              "service desk", code_backed: Collection[str] | None = None, actor: Actor | None = None) -> GrantView:
+    """Grant as the service desk (repository/grants.py has the rules); the same grant again changes nothing."""
+    return grants.grant(session, actor or operator(), _organisation(session, enterprise_number).id, insz, service,
+                        purpose, valid_from or date(2000, 1, 1), valid_until, reason, code_backed)[0]
 
 
 def add_backend(session: Session, service: str, name: str, url: str, cert_pem: bytes,
                 timeout_seconds: float = 5.0, *, priority: int = 0, weight: int = 1, security: str = "x509",
-                idempotent: list[str] | None = None) -> Backend:
-    """Register (or update) a backend endpoint of a service version ("Name/vMajor")."""
+                idempotent: list[str] | None = None, code_backed: Collection[str] | None = None) -> Backend:
+    """Register (or update) a backend endpoint of a service version ("Name/vMajor"); code_backed: the keys of the
+    services published in code (the CLI passes them, so a backend for an unknown service is refused)."""
     return backends.register_backend(session, service, name, url, cert_pem, timeout_seconds, priority=priority,
-                                     weight=weight, security=security, idempotent=idempotent)[0]
+                                     weight=weight, security=security, idempotent=idempotent,
+                                     code_backed=code_backed)[0]
+
+
+def organisation_id(session: Session, enterprise_number: str) -> int:
+    return _organisation(session, enterprise_number).id
+
+
+def list_organisations(session: Session) -> list[Organisation]:
+    return list(session.execute(select(Organisation).order_by(Organisation.enterprise_number)).scalars())
+
+
+def list_backends(session: Session, service: str | None = None) -> list[Backend]:
+    query = select(Backend).order_by(Backend.service, Backend.priority, Backend.name)
+    return list(session.execute(query.where(Backend.service == service) if service else query).scalars())
+
+
+def end_backend(session: Session, service: str, name: str) -> Backend:
+    """Stop calling a backend endpoint (it stays registered; kruispunt backend add makes it active again)."""
+    backend = session.execute(select(Backend).where(Backend.service == service, Backend.name == name)
+                              ).scalar_one_or_none()
+    if backend is None:
+        raise LookupError(f"no backend {name!r} registered for {service}")
+    backend.active = False
+    session.flush()
+    return backend
 
 
 def _organisation(session: Session, enterprise_number: str) -> Organisation:

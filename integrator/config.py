@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 import os
 import re
@@ -33,6 +34,8 @@ DATABASE_VARIABLE = "KRUISPUNT_DATABASE_URL"
 DATABASE_SCHEMES = ("sqlite:///PATH, postgresql://... or postgresql+psycopg://... "
                     "(postgres://... is read as postgresql+psycopg://...)")
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
+_YES, _NO = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+_HEADER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 
 
 class SettingsError(ValueError):
@@ -85,6 +88,36 @@ def choice(env: dict[str, str] | os._Environ[str], variable: str, accepted: tupl
     return raw.strip().lower()
 
 
+def flag(env: dict[str, str] | os._Environ[str], variable: str, default: bool) -> bool:
+    """A yes/no setting (1/0, true/false, yes/no, on/off), or SettingsError naming it."""
+    raw = env.get(variable)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value not in _YES + _NO:
+        raise SettingsError(variable, raw, "one of " + ", ".join(_YES + _NO))
+    return value in _YES
+
+
+def networks(env: dict[str, str] | os._Environ[str], variable: str) -> tuple[str, ...]:
+    """A comma-separated list of IP addresses or networks (none by default), or SettingsError naming it."""
+    raw = env.get(variable) or ""
+    try:
+        return tuple(str(ipaddress.ip_network(part.strip(), strict=False)) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise SettingsError(variable, raw, "IP addresses or networks, separated by commas") from None
+
+
+def header_name(env: dict[str, str] | os._Environ[str], variable: str, default: str) -> str:
+    """An HTTP header name (letters, digits and hyphens), or SettingsError naming it."""
+    raw = env.get(variable)
+    if raw is None or raw.strip() == "":
+        return default
+    if not _HEADER.fullmatch(raw.strip()):
+        raise SettingsError(variable, raw, "an HTTP header name (letters, digits, hyphens)")
+    return raw.strip()
+
+
 def database_url(raw: str) -> str:
     """The database URL as the engine takes it: sqlite:/// or postgresql[+psycopg|+psycopg2]://; postgres:// (as
     Heroku-style providers hand it out) is rewritten to postgresql+psycopg://. Anything else: SettingsError."""
@@ -102,6 +135,22 @@ def database_url(raw: str) -> str:
     if backend == "postgresql" and driver in ("", "psycopg", "psycopg2"):  # no database: libpq's default
         return url
     raise SettingsError(DATABASE_VARIABLE, shown, DATABASE_SCHEMES)
+
+
+@dataclass(frozen=True)
+class PortalPolicy:
+    """The officials' portal: its session cookie and timeouts, the throttling of failed log-ons, and who may pass
+    on a client certificate verified elsewhere (a TLS-terminating load balancer)."""
+
+    cookie_secure: bool = True  # Secure cookies; browsers keep them from http://127.0.0.1 and localhost too
+    idle_timeout: timedelta = timedelta(minutes=15)  # a session unused this long has ended
+    absolute_timeout: timedelta = timedelta(hours=8)  # a session ends this long after its log-on, used or not
+    user_failures: int = 5  # failed log-ons of one user number within failure_window that lock it
+    address_failures: int = 20  # failed log-ons from one client address within failure_window that lock it
+    failure_window: timedelta = timedelta(minutes=15)  # failures older than this are forgotten
+    lockout: timedelta = timedelta(minutes=15)  # how long a locked user number or address stays locked
+    certificate_header: str = "X-Client-Certificate"  # the verified client certificate, PEM, URL-encoded
+    trusted_proxies: tuple[str, ...] = ()  # networks allowed to set that header and X-Forwarded-For (none: nobody)
 
 
 @dataclass(frozen=True)
@@ -127,6 +176,7 @@ class Settings:
     outbox_lease_seconds: float = 120.0  # a deliverer that died is taken over after this long
     proposal_decision_days: float = 30.0  # update proposals undecided for longer are overdue
     log_format: str = "text"  # text or json (KRUISPUNT_LOG_FORMAT), for gunicorn's lines and the application's
+    portal: PortalPolicy = field(default_factory=PortalPolicy)  # the officials' portal (integrator/faces/portal)
 
     @property
     def peer_limits(self) -> EnvelopeLimits:
@@ -144,6 +194,11 @@ class Settings:
     @property
     def crl_path(self) -> Path:
         return self.pki_dir / "ca.crl"
+
+    @property
+    def citizen_ca_path(self) -> Path:
+        """The CA whose personal certificates (the eID's, in the demo services/demo_portal.py's) log officials on."""
+        return self.pki_dir / "citizen" / "ca.crt"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -178,6 +233,20 @@ class Settings:
                 max_prefixes=whole(env, "KRUISPUNT_MAX_INCLUSIVE_PREFIXES", SecurityPolicy.max_prefixes, minimum=0),
             ),
             log_format=choice(env, FORMAT_VARIABLE, LOG_FORMATS),
+            portal=PortalPolicy(
+                cookie_secure=flag(env, "KRUISPUNT_PORTAL_COOKIE_SECURE", True),
+                idle_timeout=timedelta(seconds=number(env, "KRUISPUNT_PORTAL_IDLE_SECONDS", 900.0, positive=True)),
+                absolute_timeout=timedelta(seconds=number(env, "KRUISPUNT_PORTAL_ABSOLUTE_SECONDS", 28800.0,
+                                                          positive=True)),
+                user_failures=whole(env, "KRUISPUNT_PORTAL_USER_FAILURES", 5),
+                address_failures=whole(env, "KRUISPUNT_PORTAL_ADDRESS_FAILURES", 20),
+                failure_window=timedelta(seconds=number(env, "KRUISPUNT_PORTAL_FAILURE_WINDOW_SECONDS", 900.0,
+                                                        positive=True)),
+                lockout=timedelta(seconds=number(env, "KRUISPUNT_PORTAL_LOCKOUT_SECONDS", 900.0, positive=True)),
+                certificate_header=header_name(env, "KRUISPUNT_PORTAL_CERTIFICATE_HEADER",
+                                               PortalPolicy.certificate_header),
+                trusted_proxies=networks(env, "KRUISPUNT_PORTAL_TRUSTED_PROXIES"),
+            ),
         )
 
 

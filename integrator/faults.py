@@ -269,6 +269,128 @@ class IdempotencyConflict(ClientFault):
     HTTP_STATUS = 409
 
 
+# --- access management: administrators, officials, grants (repository/administrators.py, officials.py, grants.py;
+# every face — AccessManagement v1, the portal's administration pages, the operator CLI — raises these) ---------
+class NotAdministrator(ClientFault):
+    """The actor may not do this: not an active (co-)administrator of the organisation, or not the service desk
+    where only the service desk may act."""
+
+    CODE = "Client.Access.NotAdministrator"
+    HTTP_STATUS = 403
+
+
+class OutsideRights(ClientFault):
+    CODE = "Client.Access.OutsideRights"
+    HTTP_STATUS = 403
+
+
+class SelfGrant(ClientFault):
+    CODE = "Client.Access.SelfGrant"
+    HTTP_STATUS = 403
+
+
+class SameApprover(ClientFault):
+    CODE = "Client.Access.SameApprover"
+    HTTP_STATUS = 403
+
+
+class GrantUnknown(ClientFault):
+    CODE = "Client.Access.GrantUnknown"
+    HTTP_STATUS = 404
+
+
+class GrantState(ClientFault):
+    """The grant is not in a state that allows the act (approving an active grant, revoking a revoked one, a
+    second open grant for the same service and purpose)."""
+
+    CODE = "Client.Access.GrantState"
+    HTTP_STATUS = 409
+
+
+class AccessOfficialUnknown(ClientFault):
+    CODE = "Client.Access.OfficialUnknown"
+    HTTP_STATUS = 404
+
+
+class OfficialInactive(ClientFault):
+    CODE = "Client.Access.OfficialInactive"
+    HTTP_STATUS = 409
+
+
+class AccessServiceUnknown(ClientFault):
+    CODE = "Client.Access.ServiceUnknown"
+    HTTP_STATUS = 404
+
+
+class PeriodInvalid(ClientFault):
+    CODE = "Client.Access.PeriodInvalid"
+
+
+class ReasonMissing(ClientFault):
+    CODE = "Client.Access.ReasonMissing"
+
+
+class EmailInvalid(ClientFault):
+    CODE = "Client.Access.EmailInvalid"
+
+
+class LocalAdministratorTaken(ClientFault):
+    CODE = "Client.Access.LocalAdministratorTaken"
+    HTTP_STATUS = 409
+
+
+# --- end of access management -----------------------------------------------------------------------------
+
+
+# --- portal: log-on and sessions (integrator/faces/portal) ----------------------------------------------------
+# Shown as pages, not SOAP faults: the portal translates each reason (its refusals module) and logs the code.
+class PortalLogOnFailed(ClientFault):
+    """The user number, password or code is not right (which one is never said)."""
+
+    CODE = "Client.Portal.LogOnFailed"
+    HTTP_STATUS = 401
+    DEFAULT_REASON = "The user number, password or code is not right; try again."
+
+
+class PortalLocked(ClientFault):
+    """Too many failed log-ons for the user number, or from the client's address: locked for a while."""
+
+    CODE = "Client.Portal.Locked"
+    HTTP_STATUS = 429
+    DEFAULT_REASON = "Locked after too many failed log-ons; try again later or ask your local administrator."
+
+
+class PortalSessionExpired(ClientFault):
+    CODE = "Client.Portal.SessionExpired"
+    HTTP_STATUS = 401
+    DEFAULT_REASON = "Your session has ended; log on again."
+
+
+class PortalCsrfRefused(ClientFault):
+    """A form sent without the session's CSRF token (or with another one)."""
+
+    CODE = "Client.Portal.CsrfRefused"
+    HTTP_STATUS = 403
+    DEFAULT_REASON = "The form was not sent from this portal's page; open the page again and resend it."
+
+
+class PortalCertificateRefused(ClientFault):
+    """No personal certificate, one not issued by the citizen CA, expired, without an INSZ, or of nobody's."""
+
+    CODE = "Client.Portal.CertificateRefused"
+    HTTP_STATUS = 403
+    DEFAULT_REASON = "Your certificate cannot log you on; insert your eID or use your token."
+
+
+class PortalApplicationNotGranted(ClientFault):
+    CODE = "Client.Portal.ApplicationNotGranted"
+    HTTP_STATUS = 403
+    DEFAULT_REASON = "You hold no grant for this application; ask your local administrator for one."
+
+
+# --- end of portal ------------------------------------------------------------------------------------------
+
+
 # --- server side ----------------------------------------------------------------------------------------
 class InternalError(KruispuntFault):
     CODE = "Server.Internal"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from integrator.audit import Channel
 from integrator.caller import Calling
 from integrator.faults import KruispuntFault, PeerRefused
 from integrator.routes import Answer, CodeRoute, RepositoryRoute
@@ -23,6 +24,7 @@ class Journey:
     ticket: str
     received: datetime
     request_digest: str  # SHA-256 of the bytes received ("unread" when refused on the declared length)
+    channel: Channel = Channel.SOAP  # a signed envelope, or an official logged on at the portal
     route: CodeRoute | RepositoryRoute | None = None  # envelope: the service the path names
     verified: Verified | None = None  # security: the signed content and the signer
     header: dict[str, str] | None = None  # security: the signed kp:Caller header, decoded
@@ -78,4 +80,5 @@ class Journey:
             "came_from_ticket": calling.came_from_ticket if calling is not None else None,
             "forwarded_to": route.peer.name if forwarded and route.peer is not None else None,
             "forwarded_tickets": " ".join(tickets) or None,
+            "channel": self.channel.value,
         }

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from time import perf_counter
 from typing import Any
 
@@ -17,8 +17,16 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from integrator.answer import fault_payload, signed_answer
-from integrator.audit import write_audit
-from integrator.caller import Caller, Calling, authorise, authorise_forwarded, authorise_peer, identify
+from integrator.audit import Channel, write_audit
+from integrator.caller import (
+    Caller,
+    Calling,
+    authorise,
+    authorise_forwarded,
+    authorise_peer,
+    identify,
+    identify_logged_on,
+)
 from integrator.config import Settings
 from integrator.contract import Contract
 from integrator.dispatch import BoundDispatcher, Dispatcher
@@ -58,6 +66,7 @@ CALLER = q(KP, "Caller")
 ON_BEHALF_OF = q(KP, "OnBehalfOf")
 UNDERSTOOD = frozenset({q(WSSE, "Security"), CALLER, ON_BEHALF_OF})  # header blocks this integrator processes
 AFTER_COMMIT_THREADS = 4
+PORTAL_FORM_WINDOW = timedelta(days=1)  # a portal form (its message id) sent again within this is refused
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,30 @@ class Reply:
     fault_code: str | None = None
     seconds: float = 0.0  # the whole handling time
     stages: tuple[tuple[str, float], ...] = ()  # (stage, seconds), in order
+
+
+@dataclass(frozen=True)
+class LoggedOn:
+    """An official logged on at the portal, asking for one operation: who, for which purpose, and the message id
+    the page's form carries (a form sent twice is the same message)."""
+
+    enterprise_number: str
+    official: str  # INSZ
+    purpose: str
+    message_id: str
+
+
+@dataclass(frozen=True)
+class PortalReply:
+    """What a portal page shows: the answer element, or the fault (with the ticket either way)."""
+
+    reply: Reply  # status, ticket, the log line's fields
+    answer: Answer | None
+    fault: KruispuntFault | None
+
+    @property
+    def ticket(self) -> str:
+        return self.reply.ticket
 
 
 class Pipeline:
@@ -106,23 +139,72 @@ class Pipeline:
         self._after_commit = ThreadPoolExecutor(max_workers=AFTER_COMMIT_THREADS, thread_name_prefix="after-commit")
 
     def handle(self, path: str, data: bytes, declared_length: int = 0, base_url: str = "") -> Reply:
-        """One request, one transaction: the caller checks, the service's effects and the audit record commit
-        together (the replay memory commits first); a refusal rolls back and is audited on its own; the
-        after-commit steps run only once the commit succeeded."""
+        """One signed SOAP request, one transaction (see _transaction); the answer or the fault signed."""
         started = perf_counter()
         received = datetime.now(UTC)
         unread = declared_length > len(data)  # refused on its declared length alone: the body was never read
         journey = Journey(new_ticket(received), received, "unread" if unread else hashlib.sha256(data).hexdigest())
         clock = StageClock()
+
+        def serve(session: Session, steps: list[Callable[[], None]]) -> bytes:
+            answer, notice = self._serve(session, path, data, max(declared_length, len(data)), journey, clock,
+                                         base_url, steps)
+            return signed_answer(self.signing_key, answer.payload, ticket=journey.ticket, received=received,
+                                 message_id=journey.message_id, request_digest=journey.signature_digest,
+                                 deprecation=notice, upstream_tickets=answer.upstream_tickets)
+
+        fault, body, record = self._transaction(journey, clock, serve, lambda refused: self._refused(refused, journey))
+        return Reply(fault.HTTP_STATUS if fault is not None else 200, body, journey.ticket, clock.server_timing(),
+                     service=record["service"], operation=record["operation"], organisation=record["organisation"],
+                     outcome=record["outcome"], fault_code=record["fault_code"], seconds=perf_counter() - started,
+                     stages=tuple(clock.stages))
+
+    def serve_official(self, asking: LoggedOn, path: str, request: etree._Element, base_url: str = "") -> PortalReply:
+        """An operation asked by an official logged on at the portal: the same route, contract, authorisation,
+        reference-directory, service code, ticket and audit record as the signed SOAP call, in one transaction;
+        only how the caller is known differs (the portal's log-on instead of a signature). The request element
+        is what the page's form built; the answer element is what the page shows."""
+        started = perf_counter()
+        received = datetime.now(UTC)
+        journey = Journey(new_ticket(received), received, hashlib.sha256(etree.tostring(request)).hexdigest(),
+                          channel=Channel.PORTAL)
+        journey.header = {"Official": asking.official, "Purpose": asking.purpose, "MessageId": asking.message_id}
+        clock = StageClock()
+        served: list[Answer] = []
+
+        def serve(session: Session, steps: list[Callable[[], None]]) -> bytes:
+            journey.route = route = self.routes.resolve(path)
+            operation = route.operation(request.tag)
+            if not isinstance(route, CodeRoute) or operation is None:
+                raise OperationUnknown(f"{request.tag} of {path} is not offered on the portal.")
+            journey.operation = operation
+            if not _retry_safe(route, request.tag):  # a form sent twice is refused, as a re-used MessageId is
+                remember(session, [f"portal:{asking.enterprise_number}:{asking.official}:{asking.message_id}"],
+                         received + PORTAL_FORM_WINDOW, received)
+            clock.mark("replay")
+            answer, _ = self._operate(session, route, operation, request, journey, clock, base_url, steps, asking)
+            served.append(answer)
+            return etree.tostring(answer.payload)
+
+        fault, body, record = self._transaction(
+            journey, clock, serve, lambda refused: etree.tostring(fault_payload(refused, journey.ticket)))
+        reply = Reply(fault.HTTP_STATUS if fault is not None else 200, body, journey.ticket, clock.server_timing(),
+                      service=record["service"], operation=record["operation"],
+                      organisation=record["organisation"], outcome=record["outcome"],
+                      fault_code=record["fault_code"], seconds=perf_counter() - started, stages=tuple(clock.stages))
+        return PortalReply(reply, served[0] if served and fault is None else None, fault)
+
+    def _transaction(self, journey: Journey, clock: StageClock,
+                     serve: Callable[[Session, list[Callable[[], None]]], bytes],
+                     refuse: Callable[[KruispuntFault], bytes]) -> tuple[KruispuntFault | None, bytes, dict[str, Any]]:
+        """One request, one transaction: the caller checks, the service's effects and the audit record commit
+        together (the replay memory commits first); a refusal rolls back and is audited on its own; the
+        after-commit steps run only once the commit succeeded."""
         steps: list[Callable[[], None]] = []
         fault: KruispuntFault | None = None
         with self.sessions() as session:
             try:
-                answer, notice = self._serve(session, path, data, max(declared_length, len(data)), journey, clock,
-                                             base_url, steps)
-                body = signed_answer(self.signing_key, answer.payload, ticket=journey.ticket, received=received,
-                                     message_id=journey.message_id, request_digest=journey.signature_digest,
-                                     deprecation=notice, upstream_tickets=answer.upstream_tickets)
+                body = serve(session, steps)
             except KruispuntFault as refused:
                 fault = refused
             except (OperationalError, InterfaceError) as lost:  # the database went away under the request
@@ -134,16 +216,13 @@ class Pipeline:
             if fault is not None:
                 _roll_back(session)  # nothing of a refused transaction stays but its audit record
                 steps.clear()
-                body = self._refused(fault, journey)
+                body = refuse(fault)
             clock.mark("answer")
-            fault, body, record = self._commit(session, journey, fault, body)
+            fault, body, record = self._commit(session, journey, fault, body, refuse)
             clock.mark("audit")
         for step in steps if fault is None else ():
             self._after_commit.submit(_after_commit, step, journey.ticket)
-        return Reply(fault.HTTP_STATUS if fault is not None else 200, body, journey.ticket, clock.server_timing(),
-                     service=record["service"], operation=record["operation"], organisation=record["organisation"],
-                     outcome=record["outcome"], fault_code=record["fault_code"], seconds=perf_counter() - started,
-                     stages=tuple(clock.stages))
+        return fault, body, record
 
     def _serve(self, session: Session, path: str, data: bytes, length: int, journey: Journey, clock: StageClock,
                base_url: str, steps: list[Callable[[], None]]) -> tuple[Answer, dict[str, Any] | None]:
@@ -172,12 +251,23 @@ class Pipeline:
             raise ServiceRetired(f"{route.name} {route.version} is retired{successor}.")
         remember(session, keys, verified.expires + self.settings.security.clock_skew, now)  # commits at once
         clock.mark("replay")
+        return self._operate(session, route, operation, payload, journey, clock, base_url, steps)
+
+    def _operate(self, session: Session, route: CodeRoute | RepositoryRoute, operation: OperationContract,
+                 payload: etree._Element, journey: Journey, clock: StageClock, base_url: str,
+                 steps: list[Callable[[], None]], logged_on: LoggedOn | None = None
+                 ) -> tuple[Answer, dict[str, Any] | None]:
+        """From the contract on, whichever way the request came: decode, authorise, serve, check the answer."""
         request = route.contract.check(payload)
         person_field, must_be_in_files = _person_setting(route, payload.tag)
         journey.person = _text_field(request, person_field) if person_field else None
         clock.mark("contract")
-        journey.calling = calling = self._caller(session, route, payload.tag, journey,
-                                                 journey.person if must_be_in_files else None)
+        person = journey.person if must_be_in_files else None
+        if logged_on is None:
+            journey.calling = calling = self._caller(session, route, payload.tag, journey, person)
+        else:
+            journey.calling = calling = self._logged_on_caller(session, route, payload.tag, journey, person,
+                                                               logged_on)
         clock.mark("caller")
         answer, answer_fault = self._invoke(session, route, operation, payload, request, journey, calling,
                                             base_url, steps)
@@ -213,6 +303,18 @@ class Pipeline:
         right = (route.handler(tag).access if isinstance(route, CodeRoute) else None) or route.name
         journey.facts = facts = identify(session, fingerprint, header, right, journey.received, person)
         return Calling(authorise(facts, header, right, journey.received, person))
+
+    def _logged_on_caller(self, session: Session, route: CodeRoute | RepositoryRoute, tag: str, journey: Journey,
+                          person: str | None, logged_on: LoggedOn) -> Calling:
+        """An official logged on at the portal: their organisation's access right, their grant and the
+        reference directory, checked as for a signed call (peer-only operations are not offered)."""
+        assert journey.header is not None
+        if isinstance(route, CodeRoute) and route.handler(tag).audience == "peers":
+            raise OperationUnknown(f"{tag} is for peer integrators only; it is not offered on the portal.")
+        right = (route.handler(tag).access if isinstance(route, CodeRoute) else None) or route.name
+        journey.facts = facts = identify_logged_on(session, logged_on.enterprise_number, journey.header, right,
+                                                   journey.received, person)
+        return Calling(authorise(facts, journey.header, right, journey.received, person))
 
     def _invoke(self, session: Session, route: CodeRoute | RepositoryRoute, operation: OperationContract,
                 payload: etree._Element, request: dict[str, Any], journey: Journey, calling: Calling,
@@ -306,8 +408,8 @@ class Pipeline:
                              request_digest=journey.signature_digest,
                              upstream_tickets=journey.upstream_tickets(fault))
 
-    def _commit(self, session: Session, journey: Journey, fault: KruispuntFault | None,
-                body: bytes) -> tuple[KruispuntFault | None, bytes, dict[str, Any]]:
+    def _commit(self, session: Session, journey: Journey, fault: KruispuntFault | None, body: bytes,
+                refuse: Callable[[KruispuntFault], bytes]) -> tuple[KruispuntFault | None, bytes, dict[str, Any]]:
         """No answer leaves without its audit record: if the record cannot be written with the transaction's
         effects, nothing of the transaction stays and the answer is a fault."""
         record = journey.audit_values(fault, datetime.now(UTC), hashlib.sha256(body).hexdigest())
@@ -318,7 +420,7 @@ class Pipeline:
             log.exception("audit record could not be written, ticket %s", journey.ticket)
             _roll_back(session)
             unavailable = AuditUnavailable()
-            return unavailable, self._signed_fault(unavailable, journey), {**record, "outcome": "FAULT",
+            return unavailable, refuse(unavailable), {**record, "outcome": "FAULT",
                                                                            "fault_code": unavailable.code}
         return fault, body, record
 

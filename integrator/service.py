@@ -103,3 +103,9 @@ class ServiceDefinition:
 
     def operation_for(self, tag: str) -> Operation | None:
         return next((op for op in self.operations if op.request == tag), None)
+
+
+def access_names(services: tuple[ServiceDefinition, ...] | list[ServiceDefinition]) -> frozenset[str]:
+    """What access rights and grants may name among code-backed services: each service's name, and the rights
+    some of their operations need of their own (Operation.access, e.g. BisRegister.Update)."""
+    return frozenset({s.name for s in services} | {op.access for s in services for op in s.operations if op.access})

@@ -3,13 +3,14 @@ service and the demo all come here)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from urllib.parse import urlsplit
 
 from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from repository.models import Backend
+from repository.models import Backend, ServiceVersion
 
 SECURITY = ("x509", "none")  # x509: signed both ways; none: plain SOAP (a backend inside the integrator's network)
 
@@ -38,11 +39,28 @@ def check_backend(url: str, cert_pem: bytes, timeout_seconds: float, priority: i
         raise BackendRefused(f"priority {priority} must be 0 or more (0 is tried first)")
 
 
+def check_service_version(session: Session, service: str, code_backed: Collection[str] | None) -> None:
+    """Refuse a backend for a service version ("Name/vMajor") that is neither published in code (code_backed: the
+    keys of services.PUBLISHED, which the faces pass in) nor registered in the repository; None: the caller
+    vouches for it."""
+    if code_backed is None or service in code_backed:
+        return
+    name, _, major = service.partition("/v")
+    registered = major.isdigit() and session.execute(
+        select(ServiceVersion.id).where(ServiceVersion.name == name, ServiceVersion.major == int(major)).limit(1)
+    ).first() is not None
+    if not registered:
+        raise BackendRefused(f"there is no service version {service!r} at this integrator; name it as Name/vMajor, "
+                             "for example TaxExemptionStatus/v1, and register a repository service first")
+
+
 def register_backend(session: Session, service: str, name: str, url: str, cert_pem: bytes,
                      timeout_seconds: float = 5.0, *, priority: int = 0, weight: int = 1, security: str = "x509",
-                     idempotent: list[str] | None = None) -> tuple[Backend, bool]:
+                     idempotent: list[str] | None = None,
+                     code_backed: Collection[str] | None = None) -> tuple[Backend, bool]:
     """Register (or update) a backend endpoint of a service version ("Name/vMajor"); True when it is new."""
     check_backend(url, cert_pem, timeout_seconds, priority, weight, security)
+    check_service_version(session, service, code_backed)
     backend = session.execute(select(Backend).where(Backend.service == service, Backend.name == name)
                               ).scalar_one_or_none()
     created = backend is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from repository.models import AccessRight, Backend, Grant, Official, ServiceVersion
@@ -35,7 +35,7 @@ def allowed_services(session: Session, organisation_id: int, insz: str, on: date
         .join(AccessRight, (AccessRight.organisation_id == Official.organisation_id)
               & (AccessRight.service == Grant.service))
         .where(Official.organisation_id == organisation_id, Official.insz == insz, Official.active,
-               Grant.active, Grant.valid_from <= on, or_(Grant.valid_until.is_(None), Grant.valid_until >= on))
+               Grant.in_effect(on))
         .order_by(Grant.service, Grant.purpose)
     ).all()
     found: dict[str, list[str]] = {}

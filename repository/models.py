@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     Boolean,
+    ColumnElement,
     Date,
     DateTime,
     Float,
@@ -15,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    or_,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -58,20 +61,94 @@ class Official(Base):
     insz: Mapped[str] = mapped_column(String(11))
     name: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    department: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # who registered the official, and the last deactivation (cleared on reactivation); the whole history of
+    # these acts is in the audit records, one per act, with its ticket, its actor and its reason
+    registered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # None: < 0010
+    registered_by: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    deactivated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    deactivated_by: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    deactivation_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class AdministratorRole(StrEnum):
+    """The stored words of an administrator's role."""
+
+    LOCAL = "local"  # the organisation's local administrator (one at a time)
+    CO = "co"  # a co-administrator: the same powers; the second pair of eyes for sensitive grants
+
+
+class Administrator(Base):
+    """An official the service desk designated to manage their organisation's officials and grants."""
+
+    __tablename__ = "administrators"
+    __table_args__ = (UniqueConstraint("organisation_id", "official_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    official_id: Mapped[int] = mapped_column(ForeignKey("officials.id"))  # an official of that organisation
+    role: Mapped[str] = mapped_column(String(10))  # AdministratorRole
+    designated_by: Mapped[str] = mapped_column(String(60))  # an actor's label (repository/administrators.py)
+    designated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    withdrawn_by: Mapped[str | None] = mapped_column(String(60), nullable=True)
+
+
+class GrantStatus(StrEnum):
+    """The stored words of a grant's state."""
+
+    PENDING_APPROVAL = "pending-approval"  # a sensitive service: waits for a second administrator
+    ACTIVE = "active"
+    ENDED = "ended"  # an administrator set its end date: in effect up to that day, never after
+    REVOKED = "revoked"  # withdrawn at once
+
+
+IN_EFFECT = (GrantStatus.ACTIVE, GrantStatus.ENDED)  # within their period; pending and revoked grants never
 
 
 class Grant(Base):
-    """An official may call a service for a purpose (legal context), within a period."""
+    """An official may call a service for a purpose (legal context), within a period. Grants are kept when they
+    end or are revoked (with who, when and why); at most one per official, service and purpose is open."""
 
     __tablename__ = "grants"
-    __table_args__ = (UniqueConstraint("official_id", "service", "purpose"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    official_id: Mapped[int] = mapped_column(ForeignKey("officials.id"))
+    official_id: Mapped[int] = mapped_column(ForeignKey("officials.id"), index=True)
     service: Mapped[str] = mapped_column(String(100))
     purpose: Mapped[str] = mapped_column(String(64))
     valid_from: Mapped[date] = mapped_column(Date)
     valid_until: Mapped[date | None] = mapped_column(Date, nullable=True)
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(20), default=GrantStatus.ACTIVE,
+                                        server_default=GrantStatus.ACTIVE.value)  # GrantStatus
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # None: granted before revision 0010
+    granted_by: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    approved_by: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ended_by: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    revoke_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    @classmethod
+    def in_effect(cls, on: ColumnElement[date] | date) -> ColumnElement[bool]:
+        """The condition of a grant that lets its official call the service on a day: the one definition the
+        request path's authorisation and the list of allowed services share."""
+        return (cls.status.in_(IN_EFFECT) & (cls.valid_from <= on)
+                & or_(cls.valid_until.is_(None), cls.valid_until >= on))
+
+
+class SensitiveService(Base):
+    """A service (by name, as access rights and grants are) whose grants take effect only once a second
+    administrator of the organisation approved them."""
+
+    __tablename__ = "sensitive_services"
+    service: Mapped[str] = mapped_column(String(100), primary_key=True)
+    marked_by: Mapped[str] = mapped_column(String(60))
+    marked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(Text)
 
 
 class Backend(Base):

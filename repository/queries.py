@@ -54,8 +54,9 @@ class CallerFacts:
     person_in_files: bool  # true when no person was asked about
 
 
-def _caller_facts_statement(with_person: bool) -> Select[Any]:
-    """The statement of caller_facts, built once: only its parameters change from one request to the next."""
+def _caller_facts_statement(with_person: bool, by_certificate: bool = True) -> Select[Any]:
+    """The statement of caller_facts, built once: only its parameters change from one request to the next. The
+    organisation is found by the signing certificate (SOAP) or by its enterprise number (a portal log-on)."""
     insz, service, purpose, on = bindparam("insz"), bindparam("service"), bindparam("purpose"), bindparam("on")
     official = (select(Official.id).where(Official.organisation_id == Organisation.id, Official.insz == insz,
                                           Official.active).limit(1).scalar_subquery())
@@ -63,31 +64,38 @@ def _caller_facts_statement(with_person: bool) -> Select[Any]:
                                          AccessRight.service == service).exists()
     grant = (select(Grant.id).join(Official, Official.id == Grant.official_id)
              .where(Official.organisation_id == Organisation.id, Official.insz == insz, Official.active,
-                    Grant.service == service, Grant.purpose == purpose, Grant.active, Grant.valid_from <= on,
-                    or_(Grant.valid_until.is_(None), Grant.valid_until >= on)).exists())
+                    Grant.service == service, Grant.purpose == purpose, Grant.in_effect(on)).exists())
     files = (select(DirectoryEntry.id).where(
         DirectoryEntry.organisation_id == Organisation.id, DirectoryEntry.insz == bindparam("person"),
         DirectoryEntry.purpose == purpose, DirectoryEntry.valid_from <= on,
         or_(DirectoryEntry.valid_until.is_(None), DirectoryEntry.valid_until >= on)).exists()
              if with_person else true())
-    return (select(Organisation.id, Organisation.enterprise_number, Organisation.name, Organisation.kind,
-                   Organisation.nis_code, right, official, grant, files)
-            .join(Certificate, Certificate.organisation_id == Organisation.id)
+    columns = select(Organisation.id, Organisation.enterprise_number, Organisation.name, Organisation.kind,
+                     Organisation.nis_code, right, official, grant, files)
+    if not by_certificate:
+        return columns.where(Organisation.enterprise_number == bindparam("enterprise_number"))
+    return (columns.join(Certificate, Certificate.organisation_id == Organisation.id)
             .where(Certificate.fingerprint == bindparam("fingerprint")))
 
 
-_CALLER_FACTS = {True: _caller_facts_statement(True), False: _caller_facts_statement(False)}
+_CALLER_FACTS = {(person, certificate): _caller_facts_statement(person, certificate)
+                 for person in (True, False) for certificate in (True, False)}
 
 
-def caller_facts(session: Session, fingerprint: str, insz: str, service: str, purpose: str,
-                 on: date, person: str | None = None) -> CallerFacts | None:
-    """The certificate's organisation, its access right to the service, the official's registration and grant,
-    and whether the person concerned is in the organisation's files for the purpose: one SQL statement (the
-    request path's hottest read, built once and compiled once)."""
-    parameters = {"fingerprint": fingerprint, "insz": insz, "service": service, "purpose": purpose, "on": on}
+def caller_facts(session: Session, fingerprint: str | None, insz: str, service: str, purpose: str,
+                 on: date, person: str | None = None, *, enterprise_number: str | None = None) -> CallerFacts | None:
+    """The certificate's organisation (or, for an official logged on at the portal, the organisation by its
+    enterprise number), its access right to the service, the official's registration and grant, and whether the
+    person concerned is in the organisation's files for the purpose: one SQL statement (the request path's
+    hottest read, built once and compiled once)."""
+    parameters: dict[str, Any] = {"insz": insz, "service": service, "purpose": purpose, "on": on}
+    if fingerprint is not None:
+        parameters["fingerprint"] = fingerprint
+    else:
+        parameters["enterprise_number"] = enterprise_number
     if person:
         parameters["person"] = person
-    row = session.execute(_CALLER_FACTS[bool(person)], parameters).first()
+    row = session.execute(_CALLER_FACTS[bool(person), fingerprint is not None], parameters).first()
     if row is None:
         return None
     return CallerFacts(OrganisationView(*row[:5]), bool(row[5]), row[6] is not None, bool(row[7]), bool(row[8]))

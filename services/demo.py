@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from integrator import commands
 from integrator.config import PROJECT_ROOT, Settings
 from repository import directory, registry
-from services import demo_applications, demo_creabis, demo_proposals
+from services import demo_access, demo_applications, demo_creabis, demo_portal, demo_proposals
 from services.backends.catalogue import BACKENDS
 from services.backends.persons import PERSONS
 from services.backends.status_source import SOURCES
@@ -26,7 +26,8 @@ from services.demo_organisations import (
 )
 from services.tax_exemption import SERVICE as TAX_EXEMPTION
 
-MUNICIPAL_SERVICES = (demo_proposals, demo_creabis, demo_applications)
+MUNICIPAL_SERVICES = (demo_proposals, demo_creabis, demo_applications, demo_access,  # access last: see there
+                      demo_portal)  # but for the portal's log-ons, which need every official, administrators too
 
 
 def load(settings: Settings, session: Session, backend_urls: dict[str, str]) -> None:

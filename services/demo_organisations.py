@@ -57,3 +57,22 @@ OFFICIALS = (
     DemoOfficial(INSTITUTION.enterprise_number, make_insz(date(1980, 3, 3), 77), "Els Mertens (file handler)",
                  ()),
 )
+
+
+@dataclass(frozen=True)
+class DemoAdministrator:
+    organisation: str
+    insz: str
+    name: str
+    department: str
+    role: str  # repository.models.AdministratorRole: local | co
+
+
+ADMINISTRATORS = (  # designated by the service desk; services/demo_access.py loads them
+    DemoAdministrator(KRUISDORP.enterprise_number, make_insz(date(1977, 6, 21), 118), "Fien De Smet",
+                      "personnel (local administrator)", "local"),
+    DemoAdministrator(KRUISDORP.enterprise_number, make_insz(date(1985, 11, 2), 64), "Geert Wouters",
+                      "ICT (co-administrator)", "co"),
+    DemoAdministrator(BRUGSTEDE.enterprise_number, make_insz(date(1972, 2, 9), 156), "Hilde Claes",
+                      "personnel (local administrator)", "local"),
+)

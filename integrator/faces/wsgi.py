@@ -1,4 +1,5 @@
-"""The WSGI face: SOAP endpoints, WSDL/XSD documents, the catalogue, liveness, readiness and metrics."""
+"""The WSGI face: SOAP endpoints, WSDL/XSD documents, the catalogue, liveness, readiness and metrics; the officials'
+portal (a Flask app, integrator/faces/portal) under /portal."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from integrator.faces.documents import (
     repository_wsdl,
     static_file,
 )
+from integrator.faces.portal import PortalApplication, create_portal, is_portal, mounted
 from integrator.maintenance import Maintenance
 from integrator.outbox import Forwarder
 from integrator.pipeline import Pipeline, Reply
@@ -44,8 +46,10 @@ REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 40
 class IntegratorApp:
     """Routes requests; all SOAP work happens in the pipeline."""
 
-    def __init__(self, settings: Settings, services: list[ServiceDefinition], pipeline: Pipeline) -> None:
+    def __init__(self, settings: Settings, services: list[ServiceDefinition], pipeline: Pipeline,
+                 portal: Callable[[dict[str, Any], StartResponse], Iterable[bytes]] | None = None) -> None:
         self.settings = settings
+        self.portal = portal  # the officials' portal, mounted under /portal
         self.services = services
         self.by_path = {s.path: s for s in services}
         self.pipeline = pipeline
@@ -53,6 +57,8 @@ class IntegratorApp:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
+        if self.portal is not None and is_portal(environ.get("PATH_INFO", "/")):
+            return self.portal(environ, start_response)
         path = environ.get("PATH_INFO", "/").rstrip("/") or "/"
         query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         if path.startswith("/soap/"):
@@ -152,8 +158,10 @@ def _send(start_response: StartResponse, status: int, body: bytes, content_type:
     return [body]
 
 
-def create_app(settings: Settings | None = None) -> IntegratorApp:
-    """Build one worker's application: database, keys, trust anchors, contracts, dispatcher."""
+def create_app(settings: Settings | None = None,
+               portal_applications: list[PortalApplication] | None = None) -> IntegratorApp:
+    """Build one worker's application: database, keys, trust anchors, contracts, dispatcher; the portal with its
+    applications (default: those of integrator/faces/portal/apps)."""
     if settings is None:
         try:
             settings = Settings.from_env()
@@ -177,4 +185,5 @@ def create_app(settings: Settings | None = None) -> IntegratorApp:
     # gunicorn halts the whole instance); /health/ready reports the database until it is back
     forwarder.start()
     Maintenance(sessions).start()  # replay pruning, audit partitions; like the forwarder, after the fork
-    return IntegratorApp(settings, PUBLISHED, pipeline)
+    portal = mounted(create_portal(settings, pipeline, portal_applications))
+    return IntegratorApp(settings, PUBLISHED, pipeline, portal)

@@ -8,6 +8,7 @@ import integrator.replay  # noqa: F401
 import repository.applications
 import repository.bis
 import repository.models
+import repository.portal_models
 import repository.proposals  # noqa: F401
 from integrator.database import make_engine
 from repository.base import Base

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command as alembic_command
-from sqlalchemy import Engine, func, insert, inspect, select, text
+from sqlalchemy import Engine, column, func, insert, inspect, select, table, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from integrator import commands, partitions
@@ -257,9 +257,12 @@ def test_kruispunt_maintenance_partitions_lists_and_makes(db: sessionmaker[Sessi
 
 
 # --- the migration --------------------------------------------------------------------------------------------
+COLUMNS_AT_0008 = [c.name for c in AuditRecord.__table__.columns if c.name != "channel"]  # channel: 0012
+AUDIT_AT_0008 = table("audit_records", *(column(name) for name in COLUMNS_AT_0008))
+
+
 def audit_rows(session: Session) -> list[tuple[object, ...]]:
-    columns = [c.name for c in AuditRecord.__table__.columns]
-    rows = session.execute(text(f"SELECT {', '.join(columns)} FROM audit_records ORDER BY ticket")).all()
+    rows = session.execute(text(f"SELECT {', '.join(COLUMNS_AT_0008)} FROM audit_records ORDER BY ticket")).all()
     return [tuple(row) for row in rows]
 
 
@@ -271,7 +274,7 @@ def test_upgrade_of_a_populated_database_keeps_every_record(own_database_url: st
     moments = [month_start(NOW, -m) + timedelta(days=d, hours=m) for m in range(0, 14, 3) for d in (0, 9, 27)]
     moments += [month_start(NOW, 60) + timedelta(days=1)]  # beyond every partition made: the default one
     with db() as session:
-        session.execute(insert(AuditRecord), [
+        session.execute(insert(AUDIT_AT_0008), [
             record(ticket_at(at), at, organisation="0207123407", person=f"{i:011d}", detail=f"record {i}",
                    fault_code=None if i % 3 else "Client.Security.Missing") for i, at in enumerate(moments)])
         session.commit()
@@ -280,6 +283,8 @@ def test_upgrade_of_a_populated_database_keeps_every_record(own_database_url: st
     try:
         with db() as session:
             assert audit_rows(session) == before
+            # the records kept came as signed SOAP envelopes: migration 0012 says so in their channel
+            assert session.execute(text("SELECT DISTINCT channel FROM audit_records")).scalars().all() == ["soap"]
             if session.get_bind().dialect.name == "postgresql":
                 made = [p.name for p in partitions.partitions(session)]
                 assert made == [partition_name(month_start(NOW, n)) for n in range(-12, 4)] + [

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from integrator import commands
 from integrator.audit import AuditRecord, write_audit
-from integrator.faults import InszInvalid, Replay, SecurityMissing
+from integrator.faults import InszInvalid, OutsideRights, Replay, SecurityMissing
 from integrator.journey import Journey
 from integrator.replay import remember
 from repository.models import Certificate, Official
@@ -110,7 +110,7 @@ def test_official_of_another_organisation_is_not_registered(migrated: sessionmak
 def test_grant_outside_the_organisations_access_rights_is_refused(migrated: sessionmaker[Session],
                                                                   org: tuple[int, str, str]) -> None:
     insz = official(migrated, org[1], 6)
-    with migrated() as session, pytest.raises(ValueError, match="no access right"):
+    with migrated() as session, pytest.raises(OutsideRights, match="no access right"):
         commands.add_grant(session, org[1], insz, "SomeOtherService", PURPOSE)
 
 

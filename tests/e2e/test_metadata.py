@@ -17,7 +17,7 @@ from sqlalchemy import select
 from integrator.namespaces import KP, q
 from repository.catalogue_queries import backend_urls
 from repository.documents import DocumentSet
-from repository.models import AccessRight, Grant, Official, Organisation
+from repository.models import AccessRight, Grant, GrantStatus, Official, Organisation
 from services.demo_organisations import KRUISDORP, OFFICIALS, PURPOSE_TAX
 from tests.e2e.repository_calls import (
     DISCOVERY,
@@ -178,7 +178,7 @@ def test_list_allowed_services_reflects_the_officials_grants(stack) -> None:  # 
             Official.insz == OWNER.insz, Organisation.enterprise_number == kruisdorp_number)).scalar_one()
         for row in session.execute(select(Grant).where(Grant.official_id == official.id,
                                                        Grant.service == granted)).scalars():
-            row.active = False
+            row.status = GrantStatus.REVOKED
         session.commit()
     assert granted not in allowed(stack)
 

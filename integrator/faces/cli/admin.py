@@ -1,4 +1,5 @@
-"""kruispunt db, pki, org, official, grant, access, backend: the administration of one integrator."""
+"""kruispunt db, pki, org, backend, directory: the administration of one integrator (officials, grants, access
+rights and administrators: integrator/faces/cli/access.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from datetime import date
 from pathlib import Path
 
 from integrator import commands
+from integrator.acts import audit_act
 from integrator.config import Settings
-from integrator.faces.cli.common import sessions
+from integrator.faces.cli.common import published_keys, sessions
 from services import demo
 
 
@@ -31,45 +33,56 @@ def cmd_pki_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_org_add(args: argparse.Namespace, settings: Settings) -> int:
+    actor = commands.operator()
     with sessions(settings)() as session:
         commands.add_organisation(session, args.enterprise_number, args.name, args.kind, args.nis_code)
         if args.cert:
             commands.register_certificate(session, args.enterprise_number, Path(args.cert).read_bytes())
+        ticket = audit_act(session, actor, "AddOrganisation", f"registered {args.kind} {args.name} "
+                           f"(NIS {args.nis_code or '-'}){' with a certificate' if args.cert else ''}",
+                           command=args.command_line, organisation=args.enterprise_number)
         session.commit()
+    print(f"organisation {args.enterprise_number} registered; ticket {ticket}")
     return 0
 
 
-def cmd_official_add(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_org_list(args: argparse.Namespace, settings: Settings) -> int:
     with sessions(settings)() as session:
-        commands.add_official(session, args.org, args.insz, args.name)
-        session.commit()
-    return 0
-
-
-def cmd_grant_add(args: argparse.Namespace, settings: Settings) -> int:
-    with sessions(settings)() as session:
-        commands.add_grant(session, args.org, args.official, args.service, args.purpose,
-                           date.fromisoformat(args.valid_from) if args.valid_from else None,
-                           date.fromisoformat(args.valid_until) if args.valid_until else None)
-        session.commit()
-    return 0
-
-
-def cmd_access_add(args: argparse.Namespace, settings: Settings) -> int:
-    with sessions(settings)() as session:
-        commands.add_access_right(session, args.org, args.service)
-        session.commit()
+        for org in commands.list_organisations(session):
+            print(f"{org.enterprise_number}  {org.kind:<13} {org.nis_code or '-':<6} {org.name}")
     return 0
 
 
 def cmd_backend_add(args: argparse.Namespace, settings: Settings) -> int:
+    actor = commands.operator()
     with sessions(settings)() as session:
         commands.add_backend(session, args.service, args.name, args.url, Path(args.cert).read_bytes(), args.timeout,
                              priority=args.priority, weight=args.weight, security=args.security,
-                             idempotent=args.idempotent)
+                             idempotent=args.idempotent, code_backed=published_keys())
+        ticket = audit_act(session, actor, "RegisterBackend", f"backend {args.name} at {args.url}",
+                           command=args.command_line, service=args.service)
         session.commit()
+    print(f"backend {args.name} of {args.service} registered; ticket {ticket}")
     return 0
 
+
+def cmd_backend_end(args: argparse.Namespace, settings: Settings) -> int:
+    actor = commands.operator()
+    with sessions(settings)() as session:
+        commands.end_backend(session, args.service, args.name)
+        ticket = audit_act(session, actor, "EndBackend", f"backend {args.name} no longer called; reason: "
+                           f"{args.reason}", command=args.command_line, service=args.service)
+        session.commit()
+    print(f"backend {args.name} of {args.service} is no longer called; ticket {ticket}")
+    return 0
+
+
+def cmd_backend_list(args: argparse.Namespace, settings: Settings) -> int:
+    with sessions(settings)() as session:
+        for b in commands.list_backends(session, args.service):
+            print(f"{b.service:<28} {b.name:<24} {'active' if b.active else 'ended':<7} priority {b.priority} "
+                  f"weight {b.weight} {b.security:<5} {b.url}")
+    return 0
 
 
 def cmd_directory_add(args: argparse.Namespace, settings: Settings) -> int:
@@ -100,34 +113,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     org_add = org.add_parser("add", help="register or update an organisation")
     org_add.add_argument("--enterprise-number", required=True)
     org_add.add_argument("--name", required=True)
-    org_add.add_argument("--kind", required=True, choices=["municipality", "pcsw", "institution", "integrator"])
+    org_add.add_argument("--kind", required=True, choices=commands.KINDS)
     org_add.add_argument("--nis-code")
     org_add.add_argument("--cert", help="PEM certificate to register to the organisation")
     org_add.set_defaults(func=cmd_org_add)
-
-    official = sub.add_parser("official", help="officials").add_subparsers(dest="official_command", required=True)
-    official_add = official.add_parser("add", help="register an official of an organisation")
-    official_add.add_argument("--org", required=True, help="enterprise number")
-    official_add.add_argument("--insz", required=True)
-    official_add.add_argument("--name", required=True)
-    official_add.set_defaults(func=cmd_official_add)
-
-    grant = sub.add_parser("grant", help="grants").add_subparsers(dest="grant_command", required=True)
-    grant_add = grant.add_parser("add", help="grant an official a service for a purpose")
-    grant_add.add_argument("--org", required=True)
-    grant_add.add_argument("--official", required=True, help="INSZ of the official")
-    grant_add.add_argument("--service", required=True)
-    grant_add.add_argument("--purpose", required=True)
-    grant_add.add_argument("--valid-from")
-    grant_add.add_argument("--valid-until")
-    grant_add.set_defaults(func=cmd_grant_add)
-
-    access = sub.add_parser("access", help="organisation access rights").add_subparsers(dest="access_command",
-                                                                                         required=True)
-    access_add = access.add_parser("add", help="let an organisation use a service (grants must fall within)")
-    access_add.add_argument("--org", required=True, help="enterprise number")
-    access_add.add_argument("--service", required=True, help="service name, for example TaxExemptionStatus")
-    access_add.set_defaults(func=cmd_access_add)
+    org.add_parser("list", help="every organisation").set_defaults(func=cmd_org_list)
 
     backend = sub.add_parser("backend", help="backends").add_subparsers(dest="backend_command", required=True)
     backend_add = backend.add_parser("add", help="register a backend for a service version")
@@ -143,6 +133,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     backend_add.add_argument("--idempotent", nargs="*", default=[], metavar="OPERATION",
                              help="operations safe to retry and to send to the next endpoint")
     backend_add.set_defaults(func=cmd_backend_add)
+    backend_end = backend.add_parser("end", help="stop calling a backend endpoint (it stays registered)")
+    backend_end.add_argument("--service", required=True, help="for example TaxExemptionStatus/v1")
+    backend_end.add_argument("--name", required=True)
+    backend_end.add_argument("--reason", required=True, help="why: recorded with the act")
+    backend_end.set_defaults(func=cmd_backend_end)
+    backend_list = backend.add_parser("list", help="the backends registered, per service version")
+    backend_list.add_argument("--service", help="one service version only, for example TaxExemptionStatus/v1")
+    backend_list.set_defaults(func=cmd_backend_list)
 
     directory = sub.add_parser("directory", help="reference directory").add_subparsers(dest="directory_command",
                                                                                          required=True)

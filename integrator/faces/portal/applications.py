@@ -1,0 +1,67 @@
+"""The portal's applications: one registry, one log-on for them all. Each application is a Flask Blueprint under
+/portal/<slug>/, opened by an active grant for its service; the layout's navigation lists those the official
+holds a grant for. The applications themselves live in integrator/faces/portal/apps/ (its APPLICATIONS)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
+
+from flask import Blueprint, Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from repository.models import Grant
+
+if TYPE_CHECKING:
+    from integrator.faces.portal.context import PortalContext
+
+APPS_MODULE = "integrator.faces.portal.apps"
+
+
+@dataclass(frozen=True)
+class PortalApplication:
+    """One application of the portal."""
+
+    slug: str  # its pages are under /portal/<slug>/; its blueprint is named after it too
+    title: str  # the navigation's text: an English msgid, lazy_gettext("…") so that it is shown translated
+    service: str  # an active grant of the official for this service (any purpose) opens it
+    blueprint: Callable[[PortalContext], Blueprint]  # builds the application's views, given the portal's context
+
+    @property
+    def path(self) -> str:
+        """Its first page, relative to the portal's root."""
+        return f"/{self.slug}/"
+
+
+def installed() -> tuple[PortalApplication, ...]:
+    """The applications of integrator/faces/portal/apps/ (its APPLICATIONS), none while that package is absent."""
+    try:
+        apps = importlib.import_module(APPS_MODULE)
+    except ModuleNotFoundError as missing:
+        if missing.name != APPS_MODULE:
+            raise
+        return ()
+    return tuple(apps.APPLICATIONS)
+
+
+def install(app: Flask, context: PortalContext, guard: Callable[[PortalApplication], Callable[[], None]]) -> None:
+    """Register every application's blueprint under /<slug>, each behind the guard (log-on and grant)."""
+    slugs = [a.slug for a in context.applications]
+    if len(slugs) != len(set(slugs)):
+        raise ValueError(f"two portal applications share a slug: {sorted(slugs)}")
+    for application in context.applications:
+        blueprint = application.blueprint(context)
+        blueprint.before_request(guard(application))
+        app.register_blueprint(blueprint, url_prefix=f"/{application.slug}")
+
+
+def granted(session: Session, official_id: int, applications: Sequence[PortalApplication],
+            on: date) -> tuple[PortalApplication, ...]:
+    """The applications the official holds an active grant for today, in the registry's order."""
+    services = set(session.execute(
+        select(Grant.service).where(Grant.official_id == official_id, Grant.in_effect(on))).scalars())
+    return tuple(a for a in applications if a.service in services)

@@ -1,0 +1,13 @@
+"""The portal's applications (integrator/faces/portal/applications.py is the registry they plug into). Each runs
+the same service code as its SOAP service, through Pipeline.serve_official: no second implementation."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+from integrator.faces.portal.applications import PortalApplication
+from integrator.faces.portal.apps import tax_lookup
+
+APPLICATIONS = (
+    PortalApplication("tax-exemption", _l("Tax-exemption lookup"), tax_lookup.SERVICE, tax_lookup.blueprint),
+)

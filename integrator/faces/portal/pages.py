@@ -1,0 +1,29 @@
+"""The portal's own pages: the landing page (every application the official may open) and the language switch."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from werkzeug.exceptions import NotFound
+from werkzeug.wrappers import Response
+
+from integrator.faces.portal.context import login_required
+from integrator.faces.portal.i18n import LANGUAGES
+from integrator.faces.portal.redirects import safe_next
+from integrator.faces.portal.visits import set_language_cookie
+
+blueprint = Blueprint("pages", __name__)
+
+
+@blueprint.get("/")
+@login_required
+def home() -> str:
+    return render_template("home.html")
+
+
+@blueprint.get("/language/<language>")
+def language(language: str) -> Response:
+    """Switch the language (remembered in a cookie) and go back to the page it was switched on."""
+    if language not in LANGUAGES:
+        raise NotFound()
+    back = safe_next(request.args.get("next"), request.script_root or "/") or url_for("pages.home")
+    return set_language_cookie(redirect(back), language)
