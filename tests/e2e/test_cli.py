@@ -270,3 +270,16 @@ def test_officials_and_administrators_from_the_command_line(desk: Desk) -> None:
     acted(desk, done, "ReactivateOfficial", organisation=desk.org, person=colleague, detail="reason: back")
     done = desk.run("admin", "withdraw", "--org", desk.org, "--official", colleague, "--reason", "other job")
     acted(desk, done, "WithdrawAdministrator", organisation=desk.org, person=colleague, detail="reason: other job")
+
+
+def test_an_operations_own_access_right_can_be_given_and_granted(desk: Desk) -> None:
+    """BisRegister's updates need a right of their own (BisRegister.Update, Operation.access), not a service name:
+    the CLI knows it as a code-backed right; a made-up right next to it is still refused."""
+    done = desk.run("access", "add", "--org", desk.org, "--service", "BisRegister.Update")
+    acted(desk, done, "AddAccessRight", organisation=desk.org, person=None, detail="BisRegister.Update")
+    done = desk.run("grant", "add", "--org", desk.org, "--official", desk.official, "--service", "BisRegister.Update",
+                    "--purpose", "POPULATION_REGISTER", "--reason", "keeps BIS addresses up to date")
+    acted(desk, done, "GrantAccess", organisation=desk.org, person=desk.official,
+          detail="reason: keeps BIS addresses up to date")
+    refused_line(desk.run("access", "add", "--org", desk.org, "--service", "BisRegister.Delete"),
+                 "Client.Access.ServiceUnknown")

@@ -6,8 +6,9 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 
 from integrator.faces.portal.applications import PortalApplication
-from integrator.faces.portal.apps import tax_lookup
+from integrator.faces.portal.apps import administration, tax_lookup
 
 APPLICATIONS = (
     PortalApplication("tax-exemption", _l("Tax-exemption lookup"), tax_lookup.SERVICE, tax_lookup.blueprint),
+    PortalApplication("administration", _l("Administration"), administration.SERVICE, administration.blueprint),
 )
