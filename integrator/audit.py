@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, String, Text, insert
+from sqlalchemy import DateTime, String, Text, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from repository.base import Base
@@ -60,3 +60,11 @@ def write_audit(session: Session, values: dict[str, Any]) -> None:
 
 
 _INSERT = insert(AuditRecord)  # built once; each request only binds its values
+
+
+def recent_transactions(session: Session, organisation: str, official: str, limit: int = 20) -> list[AuditRecord]:
+    """The official's own latest transactions at this integrator, whichever channel they came by, newest first
+    (the personal page's list of tickets)."""
+    return list(session.execute(
+        select(AuditRecord).where(AuditRecord.organisation == organisation, AuditRecord.official == official)
+        .order_by(AuditRecord.received_at.desc()).limit(limit)).scalars())

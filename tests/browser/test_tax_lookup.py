@@ -41,6 +41,10 @@ def test_an_officials_lookup_shows_the_statuses_and_is_audited_as_a_portal_trans
     record = audit_record(portal.stack.sessions, ticket)
     assert (record.channel, record.official, record.person, record.outcome, record.service, record.certificate) == (
         "portal", AN.official.insz, MARIA.insz, "OK", "TaxExemptionStatus/v1", None)
+    # the personal page lists it among her latest transactions, with its ticket
+    browser.get(f"{base}/portal/")
+    newest = browser.find_element(By.CSS_SELECTOR, "#transactions tbody tr").text
+    assert ticket in newest and MARIA.insz in newest and "GetTaxExemptionStatuses" in newest, newest
 
 
 def test_a_person_outside_the_files_is_refused_on_the_page_with_the_ticket(portal: Portal,

@@ -1,4 +1,5 @@
-"""The portal's own pages: the landing page (every application the official may open) and the language switch."""
+"""The portal's own pages: the personal page (the applications the official may open, their latest transactions)
+and the language switch."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response
 
-from integrator.faces.portal.context import login_required
+from integrator.audit import recent_transactions
+from integrator.faces.portal.context import logged_on, login_required, portal_context
 from integrator.faces.portal.i18n import LANGUAGES
 from integrator.faces.portal.redirects import safe_next
 from integrator.faces.portal.visits import set_language_cookie
@@ -17,7 +19,11 @@ blueprint = Blueprint("pages", __name__)
 @blueprint.get("/")
 @login_required
 def home() -> str:
-    return render_template("home.html")
+    """The official's personal page: the applications they may open, and their latest transactions' tickets."""
+    official = logged_on()
+    with portal_context().sessions() as session:
+        transactions = recent_transactions(session, official.organisation, official.insz)
+    return render_template("home.html", transactions=transactions)
 
 
 @blueprint.get("/language/<language>")
