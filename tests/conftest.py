@@ -166,7 +166,10 @@ def stack(pki: Pki, database_url: str, sessions: sessionmaker[Session],
     env = dict(os.environ, KRUISPUNT_VAR=str(pki.var_dir), KRUISPUNT_DATABASE_URL=database_url,
                KRUISPUNT_REPOSITORY_CACHE_SECONDS="0", KRUISPUNT_ACCESS_LOG="",
                KRUISPUNT_BACKEND_STATE=str(tmp_path_factory.mktemp("backend-state")),
-               KRUISPUNT_OUTBOX_INTERVAL_SECONDS="0.5", KRUISPUNT_OUTBOX_LEASE_SECONDS=str(OUTBOX_LEASE_SECONDS))
+               KRUISPUNT_OUTBOX_INTERVAL_SECONDS="0.5", KRUISPUNT_OUTBOX_LEASE_SECONDS=str(OUTBOX_LEASE_SECONDS),
+               # every browser test logs on from 127.0.0.1, and the log-on tests fail there on purpose: failures are
+               # counted per address in the shared database, so the default 20 would lock the others out
+               KRUISPUNT_PORTAL_ADDRESS_FAILURES="100")
     settings = Settings.from_env(env)
     commands.db_upgrade(settings)
     ports = {spec.name: free_port() for spec in BACKENDS}

@@ -22,6 +22,7 @@ import pytest
 import requests
 import urllib3
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -182,18 +183,24 @@ def fresh(driver: WebDriver, base_url: str) -> None:
     driver.delete_all_cookies()
 
 
+def next_page(driver: WebDriver, page: WebElement) -> None:
+    """Wait until the old page is gone, riding out Chromium's "Node with given id does not belong to the
+    document", which the old page's element may answer for a moment while the next page comes in."""
+    WebDriverWait(driver, 20, ignored_exceptions=(WebDriverException,)).until(expected_conditions.staleness_of(page))
+
+
 def submit(driver: WebDriver, element: WebElement) -> None:
     """Send the element's form with the keyboard (Enter) and wait for the next page."""
     page = driver.find_element(By.TAG_NAME, "html")
     element.send_keys(Keys.ENTER)
-    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(page))
+    next_page(driver, page)
 
 
 def click(driver: WebDriver, css: str) -> None:
     """Click (a link or a button) and wait for the next page."""
     page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.CSS_SELECTOR, css).click()
-    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(page))
+    next_page(driver, page)
 
 
 def text(driver: WebDriver, css: str) -> str:

@@ -6,35 +6,18 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
 
-from flask import Blueprint, Flask
+from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from integrator.faces.portal.context import PortalApplication, PortalContext
 from repository.models import Grant
 
-if TYPE_CHECKING:
-    from integrator.faces.portal.context import PortalContext
+__all__ = ["PortalApplication", "granted", "install", "installed"]
 
 APPS_MODULE = "integrator.faces.portal.apps"
-
-
-@dataclass(frozen=True)
-class PortalApplication:
-    """One application of the portal."""
-
-    slug: str  # its pages are under /portal/<slug>/; its blueprint is named after it too
-    title: str  # the navigation's text: an English msgid, lazy_gettext("…") so that it is shown translated
-    service: str  # an active grant of the official for this service (any purpose) opens it
-    blueprint: Callable[[PortalContext], Blueprint]  # builds the application's views, given the portal's context
-
-    @property
-    def path(self) -> str:
-        """Its first page, relative to the portal's root."""
-        return f"/{self.slug}/"
 
 
 def installed() -> tuple[PortalApplication, ...]:

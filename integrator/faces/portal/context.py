@@ -1,5 +1,6 @@
-"""What the portal's views and its applications are given: the portal's context (settings, pipeline, database
-sessions, applications), the logged-on official, and the guard that requires a log-on."""
+"""What the portal's views and its applications are given: what an application is, the portal's context
+(settings, pipeline, database sessions, applications), the logged-on official, and the guard that requires a
+log-on. (applications.py, the registry, builds on these; nothing here imports it.)"""
 
 from __future__ import annotations
 
@@ -9,17 +10,31 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 
 from cryptography import x509
-from flask import current_app, g, redirect, request, url_for
+from flask import Blueprint, current_app, g, redirect, request, url_for
 from sqlalchemy.orm import Session, sessionmaker
 
 from integrator.config import Settings
-from integrator.faces.portal.applications import PortalApplication
 from integrator.pipeline import Pipeline
 from repository.portal_models import LogOnMethod
 from repository.portal_sessions import SessionState
 
 EXTENSION = "kruispunt.portal"
 View = TypeVar("View", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class PortalApplication:
+    """One application of the portal."""
+
+    slug: str  # its pages are under /portal/<slug>/; its blueprint is named after it too
+    title: str  # the navigation's text: an English msgid, lazy_gettext("…") so that it is shown translated
+    service: str  # an active grant of the official for this service (any purpose) opens it
+    blueprint: Callable[[PortalContext], Blueprint]  # builds the application's views, given the portal's context
+
+    @property
+    def path(self) -> str:
+        """Its first page, relative to the portal's root."""
+        return f"/{self.slug}/"
 
 
 @dataclass(frozen=True)
