@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, String, Text, insert, select
+from sqlalchemy import DateTime, String, Text, insert, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from repository.base import Base
@@ -62,9 +63,12 @@ def write_audit(session: Session, values: dict[str, Any]) -> None:
 _INSERT = insert(AuditRecord)  # built once; each request only binds its values
 
 
-def recent_transactions(session: Session, organisation: str, official: str, limit: int = 20) -> list[AuditRecord]:
+def recent_transactions(session: Session, organisation: str, official: str, limit: int = 20,
+                        leaving_out: Collection[tuple[str, str]] = ()) -> list[AuditRecord]:
     """The official's own latest transactions at this integrator, whichever channel they came by, newest first
-    (the personal page's list of tickets)."""
-    return list(session.execute(
-        select(AuditRecord).where(AuditRecord.organisation == organisation, AuditRecord.official == official)
-        .order_by(AuditRecord.received_at.desc()).limit(limit)).scalars())
+    (the personal page's list of tickets), but for the (service, operation) pairs left out."""
+    query = select(AuditRecord).where(AuditRecord.organisation == organisation, AuditRecord.official == official)
+    for service, operation in leaving_out:
+        query = query.where(or_(AuditRecord.service.is_(None), AuditRecord.operation.is_(None),  # NULL: not a match
+                                AuditRecord.service != service, AuditRecord.operation != operation))
+    return list(session.execute(query.order_by(AuditRecord.received_at.desc()).limit(limit)).scalars())

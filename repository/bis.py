@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Date, DateTime, ForeignKey, Integer, String, UniqueConstraint, select
+from sqlalchemy import Date, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from repository.base import Base
@@ -18,7 +18,8 @@ class BisPerson(Base):
     """A BIS-registered person: identity as declared with evidence; birth date parts may be unknown."""
 
     __tablename__ = "bis_persons"
-    __table_args__ = (UniqueConstraint("created_by", "message_id"),)
+    __table_args__ = (UniqueConstraint("created_by", "message_id"),
+                      Index("ix_bis_persons_created_by_official", "created_by", "created_by_official", "created_at"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     insz: Mapped[str] = mapped_column(String(11), unique=True)
     identity_key: Mapped[str] = mapped_column(String(64), unique=True)  # normalised identity: one number each
@@ -34,6 +35,7 @@ class BisPerson(Base):
     evidence_country: Mapped[str] = mapped_column(String(3))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_by: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    created_by_official: Mapped[str | None] = mapped_column(String(11), nullable=True)  # their INSZ
     created_ticket: Mapped[str] = mapped_column(String(48))  # KP-yyyymmdd-32 hex: 44
     message_id: Mapped[str] = mapped_column(String(100))
     request_digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of the request: a retry must repeat it
@@ -121,6 +123,17 @@ def born_around(session: Session, year: int | None) -> list[BisPerson]:
         query = query.where((BisPerson.birth_year.is_(None))
                             | BisPerson.birth_year.between(year - 1, year + 1))
     return list(session.execute(query.order_by(BisPerson.insz)).scalars())
+
+
+def created_by_official(session: Session, organisation_id: int, official: str, page: int,
+                        size: int) -> tuple[int, list[BisPerson]]:
+    """One page of the BIS numbers an official of the organisation created, newest first; and the total."""
+    theirs = (BisPerson.created_by == organisation_id, BisPerson.created_by_official == official)
+    total = session.execute(select(func.count()).select_from(BisPerson).where(*theirs)).scalar_one()
+    rows = session.execute(select(BisPerson).where(*theirs).order_by(BisPerson.created_at.desc(),
+                                                                     BisPerson.id.desc())
+                           .offset((page - 1) * size).limit(size)).scalars()
+    return int(total), list(rows)
 
 
 def numbers_with_prefix(session: Session, prefix: str) -> list[str]:

@@ -16,8 +16,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from integrator.faults import OfficialInactive, SelfGrant
+from repository.actors import Actor, official_of, reason_given, require_administrator
 from repository.models import Official
 from repository.portal_models import PortalCardCode, PortalCredential, TokenKind
+from repository.portal_sessions import end_all_sessions
 
 CARD_SIZE = 24  # numbered codes on a card
 CODE_LENGTH = 6
@@ -91,6 +94,31 @@ def issue_credentials(session: Session, official_id: int, kind: TokenKind, *, us
     session.flush()
     uri = pyotp.TOTP(secret).provisioning_uri(name=number, issuer_name=ISSUER) if secret else None
     return IssuedCredentials(official_id, number, password, kind, codes, secret, uri)
+
+
+def issue_by_administrator(session: Session, actor: Actor, organisation_id: int, insz: str, kind: TokenKind,
+                           reason: str, now: datetime | None = None) -> tuple[IssuedCredentials, int]:
+    """An administrator issues an official their fallback credentials, or resets them (a card lost, a password
+    forgotten): a new password and token, drawn at random, the user number kept. Whoever held the old ones is
+    logged off: the official's portal sessions end (how many is the second value). Nobody issues their own (a
+    stolen session would otherwise become a lasting log-on); a deactivated official is reactivated first."""
+    require_administrator(session, actor, organisation_id)
+    reason_given(reason, "issue the official's credentials")
+    official = official_of(session, organisation_id, insz)
+    if actor.insz == insz:
+        raise SelfGrant(f"You cannot issue your own credentials ({insz}); another administrator of your "
+                        "organisation, or the integrator's service desk, issues them.")
+    if not official.active:
+        raise OfficialInactive(f"Official {insz} is deactivated; reactivate the official before issuing their "
+                               "credentials.")
+    issued = issue_credentials(session, official.id, kind, now=now)
+    return issued, end_all_sessions(session, official.id)
+
+
+def issued_detail(issued: IssuedCredentials, insz: str, sessions_ended: int, reason: str) -> str:
+    """What the audit record of the act says: the token and the user number, never a secret."""
+    return (f"issued fallback credentials ({issued.kind.value} token, user number {issued.user_number}) to official "
+            f"{insz}, {sessions_ended} portal session(s) ended; reason: {reason.strip()}")
 
 
 def revoke_credentials(session: Session, official_id: int) -> None:

@@ -122,9 +122,12 @@ def pending(session: Session, competent_id: int, after: str | None, max_count: i
     return _page(session, scope.where(Proposal.state == SUBMITTED), _cursor(session, scope, after), max_count)
 
 
-def of_proposer(session: Session, proposer_id: int, state: str | None, after: str | None, max_count: int) -> Page:
-    """The organisation's own proposals (optionally in one state), oldest first, after the cursor."""
-    scope = select(Proposal).where(Proposal.proposer_id == proposer_id)
+def of_organisation(session: Session, organisation_id: int, state: str | None, after: str | None, max_count: int,
+                    *, addressed: bool = False) -> Page:
+    """The organisation's own proposals, or with addressed those addressed to it as competent municipality
+    (optionally in one state), oldest first, after the cursor."""
+    column = Proposal.competent_id if addressed else Proposal.proposer_id
+    scope = select(Proposal).where(column == organisation_id)
     query = scope if state is None else scope.where(Proposal.state == state)
     return _page(session, query, _cursor(session, scope, after), max_count)
 

@@ -1,6 +1,7 @@
 """AccessManagement v1: an organisation's local administrator and co-administrators register, deactivate and
-reactivate its officials and grant them services per purpose (approve, end, revoke, list) over SOAP. The rules are
-those of repository/officials.py and grants.py (the same the portal and the CLI call); a refusal is a
+reactivate its officials, issue (or reset) their portal credentials, and grant them services per purpose (approve,
+end, revoke, list) over SOAP. The rules are those of repository/officials.py, credentials.py and grants.py (the
+same the portal and the CLI call); a refusal is a
 Client.Access.* fault. The caller is the acting administrator (kp:Caller/Official), with a grant for AccessManagement
 and purpose ACCESS_MANAGEMENT; the effects commit with the request's audit record, whose detail says what was done
 to whom and why."""
@@ -10,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from integrator.service import CallContext, HandlerResult, Operation, ServiceDefinition, access_names, operation
-from repository import grants, officials
+from repository import credentials, grants, officials
 from repository.actors import Actor
+from repository.portal_models import TokenKind
 
 NS = "urn:kruispunt:AccessManagement:v1"
 
@@ -70,6 +72,18 @@ def list_officials(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
     return HandlerResult({"Official": [_official(o) for o in found]}, detail=f"{len(found)} official(s)")
 
 
+def issue_credentials(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
+    """The secrets go to the caller only: the audit's detail names the token, never a secret."""
+    issued, ended = credentials.issue_by_administrator(ctx.session, _actor(ctx), ctx.organisation.id,
+                                                       request["Insz"], TokenKind(request["Token"].lower()),
+                                                       request["Reason"])
+    return HandlerResult({
+        "Insz": request["Insz"], "UserNumber": issued.user_number, "Password": issued.password,
+        "Token": issued.kind.value.upper(), "Card": {"Code": list(issued.card)} if issued.card else None,
+        "TotpSecret": issued.totp_secret, "TotpUri": issued.totp_uri, "SessionsEnded": ended,
+    }, detail=credentials.issued_detail(issued, request["Insz"], ended, request["Reason"]))
+
+
 def grant_access(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
     made, created = grants.grant(ctx.session, _actor(ctx), ctx.organisation.id, request["Insz"], request["Service"],
                                  request["Purpose"], request["Start"], request.get("End"), request["Reason"],
@@ -125,6 +139,7 @@ SERVICE = ServiceDefinition(
         _operation("DeactivateOfficial", deactivate_official, person=True),
         _operation("ReactivateOfficial", reactivate_official, person=True),
         _operation("ListOfficials", list_officials, person=False),
+        _operation("IssueCredentials", issue_credentials, person=True),
         _operation("GrantAccess", grant_access, person=True),
         _operation("ApproveGrant", approve_grant, person=False),
         _operation("EndGrant", end_grant, person=False),

@@ -1,9 +1,11 @@
 """e-Creabis v1: search a person's identity in the National Register and the BIS register (ranked by similarity),
-and create a BIS number for a person who is in neither.
+create a BIS number for a person who is in neither, and list the BIS numbers the calling official created.
 
 CreateBisNumber is retry-safe: the caller's MessageId is the idempotency key (per organisation). A creation also
 puts the person in the creating organisation's files (reference directory) for the caller's purpose from today,
-in the same transaction: the organisation that asked for the number has a file on the person by definition."""
+in the same transaction: the organisation that asked for the number has a file on the person by definition.
+Creating a number writes the BIS register: it needs the access right and grant BisRegister.Update, as the
+register's updates do (an organisation that may only search is refused with Client.Caller.AccessDenied)."""
 
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from repository.bis_numbers import (
     sequence_of,
     sequences,
 )
+from services.bis_register import UPDATE
 from services.matching import Identity, Scored, identity_key, is_exact, relevant, score
 
 NS = "urn:kruispunt:Creabis:v1"
@@ -42,6 +45,7 @@ NR_XSD = "backends/NationalRegister/v1/NationalRegister.xsd"
 NR_BACKEND = "national-register"
 NATIONAL_REGISTER, BIS_REGISTER = "NATIONAL_REGISTER", "BIS_REGISTER"
 DEFAULT_RESULTS = 10
+PAGE_SIZE = 20  # ListCreatedBisNumbers' default page (the XSD allows at most 100)
 
 
 # --- this service's faults (one fault family: integrator/faults.py) ---------------------------------------
@@ -187,7 +191,7 @@ def _create(session: Session, request: dict[str, Any], asked: Identity, key: str
         birth_day=asked.born.day, gender=asked.gender, nationality=asked.nationality or "",
         evidence_type=evidence["DocumentType"], evidence_number=evidence["DocumentNumber"].strip(),
         evidence_country=evidence["IssuingCountry"], created_at=now, created_by=ctx.organisation.id,
-        created_ticket=ctx.ticket, message_id=ctx.message_id, request_digest=digest)
+        created_by_official=ctx.official, created_ticket=ctx.ticket, message_id=ctx.message_id, request_digest=digest)
     session.add(row)
     session.flush()
     address = request.get("Address")
@@ -229,18 +233,37 @@ def _answer(row: bis.BisPerson, created: bool) -> dict[str, Any]:
     }
 
 
+# --- ListCreatedBisNumbers ----------------------------------------------------------------------------------------
+def list_created_bis_numbers(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
+    """The BIS numbers the calling official created for their organisation, newest first, one page of them."""
+    page, size = int(request.get("Page") or 1), int(request.get("PageSize") or PAGE_SIZE)
+    total, rows = bis.created_by_official(ctx.session, ctx.organisation.id, ctx.official, page, size)
+    found = [_created(row) for row in rows]
+    # every person listed is personal data handed out: the audit record names them
+    shown = " ".join(row.insz for row in rows) or "-"
+    return HandlerResult({"Total": total, "Page": page, "PageSize": size, "BisNumber": found},
+                         detail=f"{len(found)} of {total} BIS number(s): {shown}")
+
+
+def _created(row: bis.BisPerson) -> dict[str, Any]:
+    return {"Insz": row.insz, "LastName": row.last_name, "FirstNames": row.first_names,
+            "BirthDate": row.born.text(), "Gender": row.gender, "Nationality": row.nationality,
+            "CreatedAt": aware(row.created_at).astimezone(UTC), "CreatedTicket": row.created_ticket}
+
+
 SERVICE = ServiceDefinition(
     name="Creabis",
     version="v1",
     title="e-Creabis: identity search and BIS numbers",
     description=("Search a person by name, birth date (full or partial), gender and nationality in the National "
                  "Register and the BIS register, ranked by similarity; create a BIS number for a person found in "
-                 "neither, with the identity document as evidence."),
+                 "neither, with the identity document as evidence; list the BIS numbers you created."),
     wsdl="Creabis-v1.wsdl",
     xsd="Creabis/v1/Creabis.xsd",
     operations=(
         operation(NS, "SearchPersons", search_persons),
-        operation(NS, "CreateBisNumber", create_bis_number, retry_safe=True),
+        operation(NS, "CreateBisNumber", create_bis_number, retry_safe=True, access=UPDATE),
+        operation(NS, "ListCreatedBisNumbers", list_created_bis_numbers),
     ),
 )
 

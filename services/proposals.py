@@ -32,6 +32,7 @@ NR_NS = "urn:kruispunt:backends:NationalRegister:v1"
 NR_XSD = "backends/NationalRegister/v1/NationalRegister.xsd"
 NR_BACKEND = "national-register"
 SERVICE_KEY = "UpdateProposals/v1"
+COMPETENT_MUNICIPALITY = "COMPETENT_MUNICIPALITY"  # ListProposals' Role: the proposals addressed to the caller
 DEFAULT_PAGE = 50
 
 
@@ -291,11 +292,13 @@ def get_proposal(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
 def list_proposals(request: dict[str, Any], ctx: CallContext) -> HandlerResult:
     session = ctx.session
     try:
-        page = store.of_proposer(session, ctx.organisation.id, request.get("State"), request.get("After"),
-                                 _max_count(request))
+        addressed = request.get("Role") == COMPETENT_MUNICIPALITY
+        page = store.of_organisation(session, ctx.organisation.id, request.get("State"), request.get("After"),
+                                     _max_count(request), addressed=addressed)
     except store.CursorUnknown as unknown:
-        raise ContractViolation(f"After {unknown} is not a proposal your organisation submitted; pass the "
-                                "NextAfter of the previous page.") from None
+        listed = "addressed to your organisation" if addressed else "your organisation submitted"
+        raise ContractViolation(f"After {unknown} is not a proposal {listed}; pass the NextAfter of the previous "
+                                "page.") from None
     body = _page(session, page)
     return HandlerResult(body, detail=f"{len(page.proposals)} proposal(s), more: {page.more}")
 

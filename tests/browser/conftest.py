@@ -16,8 +16,10 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pyotp
 import pytest
 import requests
 import urllib3
@@ -30,9 +32,13 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from integrator.config import Settings
 from integrator.pki import Identity, issue
+from repository.credentials import TOTP_DRIFT_STEPS
+from repository.portal_models import PortalCredential
 from services.demo_portal import CITIZEN_CA_NAME, LOG_ONS, DemoLogOn, personal_certificate
 from tests.browser.proxy import tls_proxy
 from tests.conftest import Stack
@@ -42,8 +48,10 @@ SCREENSHOTS = PROJECT / "test-artefacts" / "screenshots"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 APP = "tests.browser.portal_apps:create_app()"
 CERTIFICATE_HEADER = "X-Client-Certificate"
+WRONG_NL = "Het gebruikersnummer, het wachtwoord of de code klopt niet"  # a failed log-on's words, in Dutch
 USER_FAILURES = 3  # the lockout comes after this many failures of one user number (the settings' default is 5)
 
+_LOGGING_ON: list[sessionmaker[Session]] = []  # the current portal's database: which TOTP codes it took already
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # the tests' own servers, on loopback
 
 
@@ -111,7 +119,9 @@ def portal(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
             urls = [f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}", f"https://127.0.0.1:{ports[2]}"]
             for url in urls:
                 _wait(f"{url}/health/live")
+            _LOGGING_ON.append(stack.sessions)
             yield Portal(stack, *urls, f"https://127.0.0.1:{proxy_port}", citizen, logs)
+            _LOGGING_ON.pop()
     finally:
         for process in processes:
             process.terminate()
@@ -209,9 +219,8 @@ def text(driver: WebDriver, css: str) -> str:
 
 def log_on_with_token(driver: WebDriver, base_url: str, log_on: DemoLogOn, *, password: str | None = None,
                       code: str | None = None, next_path: str | None = None, start: bool = True) -> None:
-    """Fill in the fallback log-on as an official would: user number, then password and the code asked for."""
-    import pyotp
-
+    """Fill in the fallback log-on as an official would: user number, then password and the code asked for (of a
+    TOTP, one the portal has not taken yet)."""
     if start:
         query = f"?next={requests.utils.quote(next_path, safe='')}" if next_path else ""
         driver.get(f"{base_url}/portal/log-on{query}")
@@ -223,6 +232,65 @@ def log_on_with_token(driver: WebDriver, base_url: str, log_on: DemoLogOn, *, pa
     code_field = driver.find_element(By.ID, "code")
     if code is None:
         position = code_field.get_attribute("data-position")
-        code = log_on.code(int(position)) if position else pyotp.TOTP(log_on.totp_secret or "").now()
+        code = log_on.code(int(position)) if position else unused_totp(_LOGGING_ON[-1], log_on)
     code_field.send_keys(code)
     submit(driver, code_field)
+
+
+def unused_totp(sessions: sessionmaker[Session], log_on: DemoLogOn) -> str:
+    """A TOTP code of the official's that the portal has not taken yet (each code is accepted once, and several
+    tests log the same official on): the current step's, or once that one is used, the next step's (within the
+    drift allowed), waiting for the clock if even that one is used."""
+    totp = pyotp.TOTP(log_on.totp_secret or "")
+    with sessions() as session:
+        last = session.execute(select(PortalCredential.totp_last_step)
+                               .where(PortalCredential.user_number == log_on.user_number)).scalar_one()
+    step = max(totp.timecode(datetime.now(UTC)), (last or -1) + 1)
+    while step > totp.timecode(datetime.now(UTC)) + TOTP_DRIFT_STEPS:
+        time.sleep(1)
+    return totp.generate_otp(step)
+
+
+def throwaway_log_on(portal: Portal, name: str) -> DemoLogOn:
+    """A fresh Kruisdorp official with a card of their own, for a test that locks or resets a log-on (the demo
+    officials' log-ons are shared by every test)."""
+    from integrator import commands
+    from repository.credentials import issue_credentials
+    from repository.models import Official, Organisation
+    from repository.portal_models import TokenKind
+    from services.demo_organisations import KRUISDORP, DemoOfficial
+    from tests.e2e.directory_calls import new_person
+
+    insz = new_person()
+    with portal.stack.sessions() as session:
+        commands.add_official(session, KRUISDORP.enterprise_number, insz, name)
+        official_id = session.execute(
+            select(Official.id).join(Organisation, Organisation.id == Official.organisation_id)
+            .where(Organisation.enterprise_number == KRUISDORP.enterprise_number, Official.insz == insz)).scalar_one()
+        issued = issue_credentials(session, official_id, TokenKind.CARD)
+        session.commit()
+    official = DemoOfficial(KRUISDORP.enterprise_number, insz, name, ())
+    return _Issued(official, issued.user_number, issued.password, TokenKind.CARD, codes=issued.card)
+
+
+@dataclass(frozen=True)
+class _Issued(DemoLogOn):
+    """A log-on whose card was drawn at random (not derived from the user number as the demo's are)."""
+
+    codes: tuple[str, ...] = ()
+
+    @property
+    def card(self) -> tuple[str, ...]:
+        return self.codes
+
+
+def dutch(message: str, **values: object) -> str:
+    """The portal's words for an English msgid, as the Dutch pages (the default) show them: the tests check the
+    page shows the catalogue's translation without writing it out again."""
+    from babel.support import Translations
+
+    from integrator.faces.portal.i18n import DOMAIN, TRANSLATIONS
+
+    translated = Translations.load(str(TRANSLATIONS), ["nl"], DOMAIN).gettext(message)
+    assert translated != message, f"no Dutch for {message!r}"
+    return translated % values if values else translated

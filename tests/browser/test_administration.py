@@ -5,22 +5,18 @@ transaction; refusals show their Client.Access.* code and ticket. Every official
 
 from __future__ import annotations
 
-import time
 from datetime import date
 
-import pyotp
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from sqlalchemy import select
+from selenium.webdriver.support.select import Select
 
-from repository.credentials import issue_credentials
-from repository.models import Official, Organisation
 from repository.portal_models import TokenKind
 from services.demo_access import SENSITIVE
 from services.demo_creabis import PURPOSE_IDENTIFICATION
 from services.demo_organisations import KRUISDORP, PURPOSE_TAX, DemoOfficial
 from services.demo_portal import DemoLogOn
-from tests.browser.conftest import Portal, fresh, log_on_of, log_on_with_token, submit, text
+from tests.browser.conftest import WRONG_NL, Portal, click, fresh, log_on_of, log_on_with_token, shot, submit, text
 from tests.e2e.directory_calls import new_person
 from tests.support import audit_record
 
@@ -83,8 +79,10 @@ def test_an_administrator_registers_an_official_and_grants_them_the_lookup(porta
         "portal", FIEN.official.insz, "RegisterOfficial", insz, "OK")
     row = browser.find_element(By.ID, f"official-{insz}")
     assert row.get_attribute("data-active") == "true" and "Tine Peeters" in row.text
+    shot(browser, "administration-registered")
 
     ticket = grant(browser, base, insz, "TaxExemptionStatus", PURPOSE_TAX)
+    shot(browser, "administration-granted")
     record = audit_record(portal.stack.sessions, ticket)
     assert (record.channel, record.official, record.service, record.operation, record.person, record.outcome) == (
         "portal", FIEN.official.insz, "AccessManagement/v1", "GrantAccess", insz, "OK")
@@ -168,18 +166,57 @@ def test_an_administrator_deactivates_and_reactivates_an_official(portal: Portal
     assert audit_record(portal.stack.sessions, text(browser, "#ticket")).operation == "ReactivateOfficial"
 
 
-def credentials_for(portal: Portal, insz: str, name: str) -> DemoLogOn:
-    """Fallback credentials (password and TOTP) for an official registered on the page, as the service desk issues
-    them (repository/credentials.py): the portal has no page for that."""
-    secret = pyotp.random_base32()
-    with portal.stack.sessions() as session:
-        official_id = session.execute(
-            select(Official.id).join(Organisation, Organisation.id == Official.organisation_id)
-            .where(Organisation.enterprise_number == KRUISDORP.enterprise_number, Official.insz == insz)).scalar_one()
-        issued = issue_credentials(session, official_id, TokenKind.TOTP, totp_secret=secret)
-        session.commit()
-    return DemoLogOn(DemoOfficial(KRUISDORP.enterprise_number, insz, name, ()), issued.user_number, issued.password,
-                     TokenKind.TOTP, secret)
+def issue_on_the_page(browser: WebDriver, base: str, insz: str, name: str, token: str) -> DemoLogOn:
+    """The administrator issues the official's log-on on the credentials page and reads the secrets off it."""
+    browser.get(f"{base}{APP}")
+    click(browser, f"#credentials-of-{insz}")
+    assert browser.find_element(By.ID, "insz").get_attribute("value") == insz
+    Select(browser.find_element(By.ID, "token")).select_by_value(token)
+    fill(browser, {"reason": "first log-on"})
+    submit(browser, browser.find_element(By.ID, "reason"))
+    assert browser.find_elements(By.ID, "secrets"), text(browser, "main")
+    kind = TokenKind(token.lower())
+    secret = text(browser, "#totp-secret") if kind is TokenKind.TOTP else None
+    return DemoLogOn(DemoOfficial(KRUISDORP.enterprise_number, insz, name, ()), text(browser, "#user-number"),
+                     text(browser, "#password"), kind, secret)
+
+
+def test_an_administrator_issues_a_card_and_the_official_logs_on_with_it(portal: Portal, browser: WebDriver) -> None:
+    """The card's 24 codes are on the page once; the official logs on with the code asked for; the act is audited
+    without a secret; issuing again (a lost card) logs the official off and the old card no longer works."""
+    base = portal.stack.base_url
+    fresh(browser, base)
+    log_on_with_token(browser, base, FIEN)
+    insz = fresh_official(browser, base)
+    card_holder = issue_on_the_page(browser, base, insz, "Tine Peeters", "CARD")
+    codes = [text(browser, f"#code-{p}") for p in range(1, 25)]
+    record = audit_record(portal.stack.sessions, text(browser, "#ticket"))
+    assert (record.operation, record.person, record.channel) == ("IssueCredentials", insz, "portal")
+    assert card_holder.password not in (record.detail or "") and "first log-on" in (record.detail or "")
+    shot(browser, "administration-credentials-card")
+
+    fresh(browser, base)
+    log_on_with_card(browser, base, card_holder, codes)
+    assert "Welkom, Tine Peeters" in text(browser, "main")
+
+    fresh(browser, base)  # Tine's session stays open in the database: the reset ends it
+    log_on_with_token(browser, base, FIEN)
+    again = issue_on_the_page(browser, base, insz, "Tine Peeters", "CARD")
+    assert again.user_number == card_holder.user_number and again.password != card_holder.password
+    assert "1 portal session(s) ended" in (audit_record(portal.stack.sessions, text(browser, "#ticket")).detail or "")
+    fresh(browser, base)
+    log_on_with_card(browser, base, card_holder, codes)
+    assert WRONG_NL in text(browser, "[role=alert]")
+
+
+def log_on_with_card(browser: WebDriver, base: str, holder: DemoLogOn, codes: list[str]) -> None:
+    """The fallback log-on with the code of the given card the page asks for."""
+    browser.get(f"{base}/portal/log-on")
+    fill(browser, {"user_number": holder.user_number})
+    submit(browser, browser.find_element(By.ID, "user_number"))
+    position = int(browser.find_element(By.ID, "code").get_attribute("data-position") or 0)
+    fill(browser, {"password": holder.password, "code": codes[position - 1]})
+    submit(browser, browser.find_element(By.ID, "code"))
 
 
 def test_the_grant_opens_the_application_to_the_official_and_revoking_it_closes_it(portal: Portal,
@@ -191,7 +228,7 @@ def test_the_grant_opens_the_application_to_the_official_and_revoking_it_closes_
     grant(browser, base, insz, "TaxExemptionStatus", PURPOSE_TAX)
     grant_id, status = grant_row(browser, "TaxExemptionStatus")
     assert status == "active"
-    tine = credentials_for(portal, insz, "Tine Peeters")
+    tine = issue_on_the_page(browser, base, insz, "Tine Peeters", "TOTP")
 
     fresh(browser, base)
     log_on_with_token(browser, base, tine)
@@ -206,8 +243,7 @@ def test_the_grant_opens_the_application_to_the_official_and_revoking_it_closes_
     assert grant_row(browser, "TaxExemptionStatus") == (grant_id, "revoked")
 
     fresh(browser, base)
-    later = pyotp.TOTP(tine.totp_secret or "").at(time.time() + 30)  # each code once: the next step's (drift)
-    log_on_with_token(browser, base, tine, code=later)
+    log_on_with_token(browser, base, tine)  # each code once: the next step's (drift) if this one is taken
     assert not browser.find_elements(By.CSS_SELECTOR, f"nav.applications a[href='{LOOKUP}']")
     browser.get(f"{base}{LOOKUP}")
     assert "Client.Portal" in text(browser, ".code"), text(browser, "main")

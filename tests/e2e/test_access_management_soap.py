@@ -8,11 +8,19 @@ fresh INSZ, so no test depends on another."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
 
+import pyotp
 import requests
 from kruispunt_client.xml import build
+from sqlalchemy import select
 
 from integrator import commands
+from repository.credentials import Challenge, authenticate, challenge_for
+from repository.models import Official
+from repository.portal_models import LogOnMethod
+from repository.portal_sessions import open_session
 from repository.queries import has_access_right
 from services.demo_access import SENSITIVE
 from services.demo_creabis import PURPOSE_IDENTIFICATION
@@ -23,6 +31,7 @@ from tests.e2e.access_calls import (
     AM_SERVICE,
     CO,
     LOCAL,
+    access_call,
     access_refused,
     administrator,
     approve_grant,
@@ -182,3 +191,60 @@ def test_a_replayed_message_id_is_refused_and_the_act_done_once(stack) -> None: 
     record = audit_record(stack.sessions, seen.ticket)
     assert (record.outcome, record.service, record.operation) == ("FAULT", AM_SERVICE, "RegisterOfficial")
     assert [o["Insz"] for o in list_officials(stack, caller)].count(insz) == 1
+
+
+# --- (6) fallback credentials: issued, reset, never one's own ------------------------------------------------------
+def _official_id(stack, insz: str) -> int:  # type: ignore[no-untyped-def]
+    with stack.sessions() as session:
+        return session.execute(select(Official.id).where(Official.insz == insz)).scalar_one()
+
+
+def _logs_on(stack, user_number: str, password: str, code_of: Callable[[Challenge], str]) -> bool:  # type: ignore[no-untyped-def]
+    """Whether the fallback log-on's checks take these secrets (the portal's own function, on the stack's database)."""
+    with stack.sessions() as session:
+        challenge = challenge_for(session, user_number)
+        found = authenticate(session, user_number, password, code_of(challenge), challenge, datetime.now(UTC))
+        session.commit()
+    return found is not None
+
+
+def test_an_administrator_issues_credentials_and_a_reset_replaces_them(stack) -> None:  # type: ignore[no-untyped-def]
+    """The answer carries the secrets once (24 card codes, or a TOTP secret and its otpauth URI); they log on;
+    a reset keeps the user number, ends the official's portal sessions and the old password no longer works;
+    the audit's detail names the token and the reason, never a secret."""
+    insz = register_official(stack, administrator(stack), name="Lien Maes").body["Official"]["Insz"]
+    card = access_call(stack, administrator(stack), "IssueCredentials",
+                       {"Insz": insz, "Token": "CARD", "Reason": "new in the population office"}, person=insz)
+    codes = card.body["Card"]["Code"]
+    assert card.body["Token"] == "CARD" and len(codes) == 24 and card.body["SessionsEnded"] == 0
+    user_number, password = card.body["UserNumber"], card.body["Password"]
+    assert _logs_on(stack, user_number, password, lambda c: codes[(c.position or 0) - 1])
+    assert "new in the population office" in card.record.detail
+    assert password not in card.record.detail and not any(code in card.record.detail for code in codes)
+
+    with stack.sessions() as session:  # the official is logged on somewhere
+        open_session(session, datetime.now(UTC), _official_id(stack, insz), LogOnMethod.CARD)
+        session.commit()
+    reset = access_call(stack, co_administrator(stack), "IssueCredentials",
+                        {"Insz": insz, "Token": "TOTP", "Reason": "lost the card"}, person=insz)
+    assert (reset.body["UserNumber"], reset.body["Token"], reset.body["SessionsEnded"]) == (user_number, "TOTP", 1)
+    assert "Card" not in reset.body or reset.body["Card"] is None
+    secret = reset.body["TotpSecret"]
+    assert reset.body["TotpUri"].startswith("otpauth://totp/") and secret not in reset.record.detail
+    assert not _logs_on(stack, user_number, password, lambda c: codes[(c.position or 1) - 1])
+    assert _logs_on(stack, user_number, reset.body["Password"], lambda c: pyotp.TOTP(secret).now())
+
+
+def test_credentials_are_never_issued_to_oneself_nor_to_a_deactivated_official(stack) -> None:  # type: ignore[no-untyped-def]
+    access_refused(stack, administrator(stack), "IssueCredentials",
+                   {"Insz": LOCAL.insz, "Token": "CARD", "Reason": "mine"}, "Client.Access.SelfGrant", 403,
+                   person=LOCAL.insz)
+    insz = register_official(stack, administrator(stack), name="Jan Vos").body["Official"]["Insz"]
+    access_call(stack, administrator(stack), "DeactivateOfficial", {"Insz": insz, "Reason": "left"}, person=insz)
+    access_refused(stack, administrator(stack), "IssueCredentials",
+                   {"Insz": insz, "Token": "TOTP", "Reason": "a mistake"}, "Client.Access.OfficialInactive", 409,
+                   person=insz)
+    stranger = new_person()
+    access_refused(stack, administrator(stack), "IssueCredentials",
+                   {"Insz": stranger, "Token": "CARD", "Reason": "not ours"}, "Client.Access.OfficialUnknown", 404,
+                   person=stranger)

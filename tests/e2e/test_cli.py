@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from integrator import commands
+from repository.credentials import authenticate, challenge_for
 from repository.models import Administrator, Backend, Grant, GrantStatus, Official, Organisation
 from services.backends.persons import PERSONS, make_insz
 from services.backends.status_source import SOURCES
@@ -283,3 +284,24 @@ def test_an_operations_own_access_right_can_be_given_and_granted(desk: Desk) -> 
           detail="reason: keeps BIS addresses up to date")
     refused_line(desk.run("access", "add", "--org", desk.org, "--service", "BisRegister.Delete"),
                  "Client.Access.ServiceUnknown")
+
+
+def test_the_service_desk_issues_an_officials_portal_credentials(desk: Desk) -> None:
+    """Printed once (user number, password, the card's 24 codes), audited without a secret; the printed secrets
+    pass the portal's log-on checks."""
+    done = desk.run("official", "credentials", "--org", desk.org, "--insz", desk.official, "--token", "card",
+                    "--reason", "first log-on")
+    acted(desk, done, "IssueCredentials", organisation=desk.org, person=desk.official, detail="reason: first log-on")
+    user_number = re.search(r"user number: (\d+)", done.stdout)
+    password = re.search(r"password: +(\S+)", done.stdout)
+    codes = dict(re.findall(r"(\d+)\. ([A-Z0-9]{6})", done.stdout))
+    assert user_number and password and len(codes) == 24, done.stdout
+    record = audit_record(desk.sessions, TICKET.findall(done.stdout)[0])
+    detail = record.detail or ""
+    assert password.group(1) not in detail and not any(code in detail for code in codes.values())
+    with desk.sessions() as session:
+        challenge = challenge_for(session, user_number.group(1))
+        assert authenticate(session, user_number.group(1), password.group(1), codes[str(challenge.position)],
+                            challenge, datetime.now(UTC)) is not None
+    refused_line(desk.run("official", "credentials", "--org", desk.org, "--insz", new_insz(), "--token", "totp",
+                          "--reason", "x"), "Client.Access.OfficialUnknown")

@@ -155,6 +155,32 @@ def test_a_rejection_needs_a_reason_and_the_proposer_reads_it(stack) -> None:  #
     assert registered is not None
 
 
+def test_a_municipality_lists_the_proposals_addressed_to_it_that_it_decided(stack) -> None:  # type: ignore[no-untyped-def]
+    """ListProposals with Role COMPETENT_MUNICIPALITY: the municipality's decided proposals, not another's; without
+    the Role, the proposals it submitted (none here)."""
+    mine = submit(stack, BRUGSTEDE_PERSON, "LAST_NAME", unique("Claes")).body["Reference"]
+    other = submit(stack, KRUISDORP_PERSON, "LAST_NAME", unique("Wouters")).body["Reference"]
+    office = brugstede(stack)
+    decide(stack, office, mine, "REJECT", "Not this person.")
+    decide(stack, kruisdorp(stack), other, "REJECT", "Not this person either.")
+
+    def listed(role: str | None) -> list[str]:
+        references: list[str] = []
+        after = None
+        while True:
+            body = answered(stack, office, "ListProposals", {"State": "REJECTED", "After": after, "MaxCount": 100,
+                                                             "Role": role}).body
+            page = body.get("Proposal", [])
+            references += [p["Reference"] for p in (page if isinstance(page, list) else [page])]
+            if not body["More"]:
+                return references
+            after = body["NextAfter"]
+
+    addressed = listed("COMPETENT_MUNICIPALITY")
+    assert mine in addressed and other not in addressed
+    assert mine not in listed(None) and mine not in listed("PROPOSER")
+
+
 # --- pulling: paged, and the same again until acknowledged -----------------------------------------------------------
 def test_a_pull_without_acknowledgement_gets_the_same_proposals_again_page_by_page(stack) -> None:  # type: ignore[no-untyped-def]
     person, office = KRUISDORP_PERSON, kruisdorp(stack)

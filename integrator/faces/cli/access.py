@@ -13,9 +13,10 @@ from integrator import commands
 from integrator.acts import audit_act
 from integrator.config import Settings
 from integrator.faces.cli.common import iso_date, published_names, sessions
-from repository import access_rights, administrators, grants, officials
+from repository import access_rights, administrators, credentials, grants, officials
 from repository.actors import Actor
 from repository.models import AdministratorRole, GrantStatus
+from repository.portal_models import TokenKind
 
 
 def _act(session: Session, args: argparse.Namespace, actor: Actor, operation: str, detail: str,
@@ -57,6 +58,23 @@ def cmd_official_reactivate(args: argparse.Namespace, settings: Settings) -> int
         ticket = _act(session, args, actor, "ReactivateOfficial", f"reactivated official {done.insz}; reason: "
                       f"{args.reason}", done.insz)
     print(f"official {done.insz} reactivated; ticket {ticket}")
+    return 0
+
+
+def cmd_official_credentials(args: argparse.Namespace, settings: Settings) -> int:
+    """Issue or reset the official's fallback credentials for the portal; the secrets are printed this once."""
+    actor = commands.operator()
+    with sessions(settings)() as session:
+        issued, ended = credentials.issue_by_administrator(session, actor, commands.organisation_id(session, args.org),
+                                                           args.insz, TokenKind(args.token), args.reason)
+        ticket = _act(session, args, actor, "IssueCredentials",
+                      credentials.issued_detail(issued, args.insz, ended, args.reason), args.insz)
+    print(f"credentials issued to official {args.insz}; {ended} portal session(s) ended; ticket {ticket}")
+    print(f"user number: {issued.user_number}\npassword:    {issued.password}")
+    if issued.totp_secret is not None:
+        print(f"TOTP secret: {issued.totp_secret}\nTOTP URI:    {issued.totp_uri}")
+    for row in range(0, len(issued.card), 6):
+        print("card:        " + "  ".join(f"{p:>2}. {issued.code(p)}" for p in range(row + 1, row + 7)))
     return 0
 
 
@@ -223,6 +241,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                              ("reactivate", "reactivate a deactivated official", cmd_official_reactivate)):
         command(official, name, help, func, reason=True).add_argument("--insz", required=True)
     command(official, "list", "the organisation's officials", cmd_official_list)
+    issue = command(official, "credentials", "issue or reset an official's portal log-on (printed once)",
+                    cmd_official_credentials, reason=True)
+    issue.add_argument("--insz", required=True)
+    issue.add_argument("--token", required=True, choices=[k.value for k in TokenKind],
+                       help="card: 24 numbered codes; totp: an authenticator app")
 
     grant = area("grant", "officials' grants")
     add = command(grant, "add", "grant an official a service for a purpose", cmd_grant_add, reason=True)

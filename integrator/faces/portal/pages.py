@@ -1,5 +1,5 @@
-"""The portal's own pages: the personal page (the applications the official may open, their latest transactions)
-and the language switch."""
+"""The portal's own pages: the personal page (the applications the official may open, the documents and results
+they put at the official's disposal — personal.py —, the official's latest transactions) and the language switch."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response
 from integrator.audit import recent_transactions
 from integrator.faces.portal.context import logged_on, login_required, portal_context
 from integrator.faces.portal.i18n import LANGUAGES
+from integrator.faces.portal.personal import DELIVERY_STATES, KINDS, PAGE_READS, awaiting_decision, panels
 from integrator.faces.portal.redirects import safe_next
 from integrator.faces.portal.visits import set_language_cookie
 
@@ -19,11 +20,15 @@ blueprint = Blueprint("pages", __name__)
 @blueprint.get("/")
 @login_required
 def home() -> str:
-    """The official's personal page: the applications they may open, and their latest transactions' tickets."""
-    official = logged_on()
-    with portal_context().sessions() as session:
-        transactions = recent_transactions(session, official.organisation, official.insz)
-    return render_template("home.html", transactions=transactions)
+    """The official's personal page: the applications they may open, their receipts, the proposals awaiting their
+    municipality, the BIS numbers they created, and their latest transactions' tickets."""
+    official, context = logged_on(), portal_context()
+    found = panels(context)
+    with context.sessions() as session:
+        transactions = recent_transactions(session, official.organisation, official.insz, leaving_out=PAGE_READS)
+    proposals = awaiting_decision(found["proposals"]) if "proposals" in found else None
+    return render_template("home.html", transactions=transactions, panels=found, proposals=proposals,
+                           kinds=KINDS, states=DELIVERY_STATES)
 
 
 @blueprint.get("/language/<language>")

@@ -1,7 +1,8 @@
 """The local administrators' pages: an organisation's (co-)administrators register, deactivate and reactivate its
-officials and grant, approve, end and revoke their access, through AccessManagement v1's own code
-(services/access_management.py). Every act and every list is one of that service's operations asked through
-ask(): authorised, ticketed and audited as the signed SOAP call is; the rules are the service's, never the page's."""
+officials, issue or reset their log-on credentials, and grant, approve, end and revoke their access, through
+AccessManagement v1's own code (services/access_management.py). Every act and every list is one of that service's
+operations asked through ask(): authorised, ticketed and audited as the signed SOAP call is; the rules are the
+service's, never the page's."""
 
 from __future__ import annotations
 
@@ -115,6 +116,19 @@ def blueprint(context: PortalContext) -> Blueprint:
         listed = _ask(context, "ListGrants", {"Insz": of or None})
         return render_template("apps/administration_grants.html", act=act, outcome=outcome, problem=problem,
                                listed=listed, grant=grant, of=of, today=date.today().isoformat(),
+                               new_message_id=new_message_id)
+
+    @pages.route("/credentials", methods=["GET", "POST"])
+    def credentials() -> str:
+        """Issue or reset one official's fallback log-on (?insz=); the secrets are shown on this answer only."""
+        chosen = _form("insz", "token", "reason") if request.method == "POST" else {
+            "insz": request.args.get("insz", "").strip(), "token": "CARD", "reason": ""}
+        outcome: Outcome | None = None
+        if request.method == "POST":
+            outcome = _ask(context, "IssueCredentials", {"Insz": chosen["insz"], "Token": chosen["token"],
+                                                         "Reason": chosen["reason"]},
+                           request.form.get("message_id", ""))
+        return render_template("apps/administration_credentials.html", chosen=chosen, outcome=outcome,
                                new_message_id=new_message_id)
 
     return pages
