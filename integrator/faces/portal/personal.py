@@ -8,14 +8,12 @@ otherwise fill."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
+from integrator.faces.portal.apps import communite, e_creabis, proposals_inbox
 from integrator.faces.portal.apps.communite import DELIVERY_STATES, KINDS  # the words Communit-e's pages use
-from integrator.faces.portal.apps.operations import Outcome, ask, new_message_id, purposes
+from integrator.faces.portal.apps.operations import Outcome, ServiceOperations
 from integrator.faces.portal.context import PortalContext, logged_on, visit
-from integrator.service import ServiceDefinition
-from services import applications, creabis, proposals
 
 __all__ = ["DELIVERY_STATES", "KINDS", "PAGE_READS", "Panel", "awaiting_decision", "panels"]
 
@@ -29,31 +27,24 @@ class Panel:
 
     key: str  # the template's section
     application: str  # the application's slug
-    definition: ServiceDefinition
-    namespace: str
+    operations: ServiceOperations  # the application's own
     operation: str
     request: dict[str, Any]
 
 
 PANELS = (
-    Panel("receipts", "applications", applications.SERVICE, applications.NS, "ListReceipts", {"PageSize": SHOWN}),
-    Panel("proposals", "proposals", proposals.SERVICE, proposals.NS, "ListOverdueProposals", {"OlderThanDays": 0}),
-    Panel("bis_numbers", "e-creabis", creabis.SERVICE, creabis.NS, "ListCreatedBisNumbers", {"PageSize": SHOWN}),
+    Panel("receipts", communite.SLUG, communite.OPERATIONS, "ListReceipts", {"PageSize": SHOWN}),
+    Panel("proposals", proposals_inbox.SLUG, proposals_inbox.OPERATIONS, "ListOverdueProposals", {"OlderThanDays": 0}),
+    Panel("bis_numbers", e_creabis.SLUG, e_creabis.OPERATIONS, "ListCreatedBisNumbers", {"PageSize": SHOWN}),
 )
-PAGE_READS = frozenset((panel.definition.key, panel.operation) for panel in PANELS)  # as audit records name them
+PAGE_READS = frozenset((panel.operations.definition.key, panel.operation) for panel in PANELS)  # as audited
 
 
 def panels(context: PortalContext) -> dict[str, Outcome]:
-    """The panels of the applications the official may open, read now."""
+    """The panels of the applications the official may open (a grant for the service opens one), read now."""
     granted = {application.slug for application in visit().granted}
-    today = date.today()
-    found: dict[str, Outcome] = {}
-    for panel in PANELS:
-        held = purposes(context, panel.definition.name, today) if panel.application in granted else []
-        if held:
-            found[panel.key] = ask(context, panel.definition.path, f"{{{panel.namespace}}}{panel.operation}Request",
-                                   panel.request, purpose=held[0], message_id=new_message_id())
-    return found
+    return {panel.key: panel.operations.ask(context, panel.operation, panel.request)
+            for panel in PANELS if panel.application in granted}
 
 
 def awaiting_decision(outcome: Outcome) -> list[dict[str, Any]]:

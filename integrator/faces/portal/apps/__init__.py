@@ -9,9 +9,9 @@ from integrator.faces.portal.applications import PortalApplication
 from integrator.faces.portal.apps import administration, communite, e_creabis, proposals_inbox, tax_lookup
 
 APPLICATIONS = (
-    PortalApplication("applications", _l("Communit-e: applications"), communite.SERVICE, communite.blueprint),
-    PortalApplication("e-creabis", _l("e-Creabis: BIS numbers"), e_creabis.SERVICE, e_creabis.blueprint),
-    PortalApplication("proposals", _l("Update proposals"), proposals_inbox.SERVICE, proposals_inbox.blueprint),
+    PortalApplication(communite.SLUG, _l("Communit-e: applications"), communite.SERVICE, communite.blueprint),
+    PortalApplication(e_creabis.SLUG, _l("e-Creabis: BIS numbers"), e_creabis.SERVICE, e_creabis.blueprint),
+    PortalApplication(proposals_inbox.SLUG, _l("Update proposals"), proposals_inbox.SERVICE, proposals_inbox.blueprint),
     PortalApplication("tax-exemption", _l("Tax-exemption lookup"), tax_lookup.SERVICE, tax_lookup.blueprint),
     PortalApplication("administration", _l("Administration"), administration.SERVICE, administration.blueprint),
 )

@@ -7,28 +7,18 @@ service's, never the page's."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 from flask import Blueprint, render_template, request
 from flask_babel import gettext as _
 
-from integrator.faces.portal.apps.operations import Outcome, ask, new_message_id, purposes
+from integrator.faces.portal.apps.operations import Outcome, ServiceOperations, new_message_id
 from integrator.faces.portal.context import PortalContext
 from services.access_management import NS
 from services.access_management import SERVICE as DEFINITION
 
 SERVICE = DEFINITION.name
 PURPOSE = "ACCESS_MANAGEMENT"  # what the administrators' grant for AccessManagement is for (services/demo_access.py)
-
-
-def _tag(operation: str) -> str:
-    return f"{{{NS}}}{operation}Request"
-
-
-def _purpose(context: PortalContext) -> str:
-    """ACCESS_MANAGEMENT if the official holds it for the service, else the first purpose they hold it for."""
-    held = purposes(context, SERVICE, date.today())
-    return PURPOSE if PURPOSE in held or not held else held[0]
+OPERATIONS = ServiceOperations(DEFINITION, NS, PURPOSE)
 
 
 def _form(*fields: str) -> dict[str, str]:
@@ -40,11 +30,6 @@ def _date(value: str, *, optional: bool = False) -> date | None:
     if optional and not value:
         return None
     return date.fromisoformat(value)
-
-
-def _ask(context: PortalContext, operation: str, values: dict[str, Any], message_id: str | None = None) -> Outcome:
-    return ask(context, DEFINITION.path, _tag(operation), values, purpose=_purpose(context),
-               message_id=message_id or new_message_id())
 
 
 def blueprint(context: PortalContext) -> Blueprint:
@@ -61,16 +46,16 @@ def blueprint(context: PortalContext) -> Blueprint:
             message_id = request.form.get("message_id", "")
             if act == "register":
                 register = _form("insz", "name", "email", "department")
-                outcome = _ask(context, "RegisterOfficial", {
+                outcome = OPERATIONS.ask(context, "RegisterOfficial", {
                     "Insz": register["insz"], "Name": register["name"], "Email": register["email"] or None,
                     "Department": register["department"] or None}, message_id)
                 if outcome.fault is None:
                     register = {"insz": "", "name": "", "email": "", "department": ""}
             elif act in ("deactivate", "reactivate"):
                 chosen = _form("insz", "reason")
-                outcome = _ask(context, f"{act.capitalize()}Official",
-                               {"Insz": chosen["insz"], "Reason": chosen["reason"]}, message_id)
-        listed = _ask(context, "ListOfficials", {})
+                outcome = OPERATIONS.ask(context, f"{act.capitalize()}Official",
+                                         {"Insz": chosen["insz"], "Reason": chosen["reason"]}, message_id)
+        listed = OPERATIONS.ask(context, "ListOfficials", {})
         return render_template("apps/administration.html", act=act, outcome=outcome, listed=listed,
                                register=register, new_message_id=new_message_id)
 
@@ -93,7 +78,7 @@ def blueprint(context: PortalContext) -> Blueprint:
                 except ValueError:
                     problem = _("The start and end dates must be dates (YYYY-MM-DD).")
                 else:
-                    outcome = _ask(context, "GrantAccess", {
+                    outcome = OPERATIONS.ask(context, "GrantAccess", {
                         "Insz": grant["insz"], "Service": grant["service"], "Purpose": grant["purpose"],
                         "Start": start, "End": end, "Reason": grant["reason"]}, message_id)
                     if outcome.fault is None:
@@ -101,19 +86,19 @@ def blueprint(context: PortalContext) -> Blueprint:
             elif act in ("approve", "end", "revoke"):
                 chosen = _form("grant_id", "end", "reason")
                 if act == "approve":
-                    outcome = _ask(context, "ApproveGrant", {"GrantId": chosen["grant_id"]}, message_id)
+                    outcome = OPERATIONS.ask(context, "ApproveGrant", {"GrantId": chosen["grant_id"]}, message_id)
                 elif act == "revoke":
-                    outcome = _ask(context, "RevokeGrant", {"GrantId": chosen["grant_id"],
-                                                            "Reason": chosen["reason"]}, message_id)
+                    outcome = OPERATIONS.ask(context, "RevokeGrant", {"GrantId": chosen["grant_id"],
+                                                                      "Reason": chosen["reason"]}, message_id)
                 else:
                     try:
                         end = _date(chosen["end"])
                     except ValueError:
                         problem = _("The end date must be a date (YYYY-MM-DD).")
                     else:
-                        outcome = _ask(context, "EndGrant", {"GrantId": chosen["grant_id"], "End": end,
-                                                             "Reason": chosen["reason"]}, message_id)
-        listed = _ask(context, "ListGrants", {"Insz": of or None})
+                        outcome = OPERATIONS.ask(context, "EndGrant", {"GrantId": chosen["grant_id"], "End": end,
+                                                                       "Reason": chosen["reason"]}, message_id)
+        listed = OPERATIONS.ask(context, "ListGrants", {"Insz": of or None})
         return render_template("apps/administration_grants.html", act=act, outcome=outcome, problem=problem,
                                listed=listed, grant=grant, of=of, today=date.today().isoformat(),
                                new_message_id=new_message_id)
@@ -125,9 +110,8 @@ def blueprint(context: PortalContext) -> Blueprint:
             "insz": request.args.get("insz", "").strip(), "token": "CARD", "reason": ""}
         outcome: Outcome | None = None
         if request.method == "POST":
-            outcome = _ask(context, "IssueCredentials", {"Insz": chosen["insz"], "Token": chosen["token"],
-                                                         "Reason": chosen["reason"]},
-                           request.form.get("message_id", ""))
+            issue = {"Insz": chosen["insz"], "Token": chosen["token"], "Reason": chosen["reason"]}
+            outcome = OPERATIONS.ask(context, "IssueCredentials", issue, request.form.get("message_id", ""))
         return render_template("apps/administration_credentials.html", chosen=chosen, outcome=outcome,
                                new_message_id=new_message_id)
 

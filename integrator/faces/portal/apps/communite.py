@@ -20,13 +20,14 @@ from kruispunt_client.receipt import Receipt, ReceiptInvalid, verify_receipt
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from integrator.faces.portal.apps.operations import Outcome, ask, new_message_id, purposes
+from integrator.faces.portal.apps.operations import Outcome, ServiceOperations, new_message_id, purposes
 from integrator.faces.portal.context import PortalContext, visit
 from integrator.faces.portal.refusals import http_error
 from services.applications import NS
 from services.applications import SERVICE as DEFINITION
 
 SERVICE = DEFINITION.name
+OPERATIONS = ServiceOperations(DEFINITION, NS)
 SLUG = "applications"  # the registry's slug (apps/__init__.py): the blueprint is named after it
 # what xsd/Applications/v1/Applications.xsd allows
 KINDS = {"DISABILITY_ALLOWANCE": _l("Disability allowance"), "PENSION": _l("Pension")}
@@ -53,21 +54,6 @@ class Shown:
     ticket: str
     receipt: Receipt | None  # None: the bytes did not verify against the integrator's certificate
     delivery: dict[str, Any]
-
-
-def _tag(operation: str) -> str:
-    return f"{{{NS}}}{operation}Request"
-
-
-def _purpose(context: PortalContext) -> str:
-    held = purposes(context, SERVICE, date.today())
-    return held[0] if held else ""
-
-
-def _ask(context: PortalContext, operation: str, values: dict[str, Any]) -> Outcome:
-    """A read (GetReceipt, ListReceipts): a new message every time."""
-    return ask(context, DEFINITION.path, _tag(operation), values, purpose=_purpose(context),
-               message_id=new_message_id())
 
 
 def _signed(outcome: Outcome) -> bytes:
@@ -204,8 +190,7 @@ def blueprint(context: PortalContext) -> Blueprint:
         values = _application(form, problems)
         if problems:
             return _page(context, form, problems)
-        outcome = ask(context, DEFINITION.path, _tag("SubmitApplication"), values, purpose=form["purpose"],
-                      message_id=form["message_id"])
+        outcome = OPERATIONS.ask(context, "SubmitApplication", values, form["message_id"], purpose=form["purpose"])
         if outcome.fault is None:  # the next application is a new message
             form = dict(_empty_form(), purpose=form["purpose"])
         return _page(context, form, [], outcome)
@@ -227,14 +212,14 @@ def blueprint(context: PortalContext) -> Blueprint:
         kind = request.args.get("kind", "")
         kind = kind if kind in KINDS else ""
         page = _page_number(request.args.get("page"))
-        listed = _ask(context, "ListReceipts", {"Kind": kind or None, "Page": page, "PageSize": PAGE_SIZE})
+        listed = OPERATIONS.ask(context, "ListReceipts", {"Kind": kind or None, "Page": page, "PageSize": PAGE_SIZE})
         return render_template("apps/communite_receipts.html", listed=listed, kind=kind, page=page, kinds=KINDS,
                                states=DELIVERY_STATES)
 
     @pages.route("/receipts/<ticket>.xml")
     def download(ticket: str) -> Response | tuple[str, int]:
         """The receipt's exact signed bytes, to keep (a ticket not the official's: the refusal)."""
-        outcome = _ask(context, "GetReceipt", {"Ticket": ticket})
+        outcome = OPERATIONS.ask(context, "GetReceipt", {"Ticket": ticket})
         if outcome.fault is not None:
             return _receipt_page(context, ticket, outcome)
         # the ticket matched the contract's TicketType to be found: safe in a header
@@ -244,7 +229,7 @@ def blueprint(context: PortalContext) -> Blueprint:
     @pages.route("/receipts/<ticket>")
     def receipt(ticket: str) -> tuple[str, int]:
         """One receipt: its attested fields, where its delivery stands, its download."""
-        return _receipt_page(context, ticket, _ask(context, "GetReceipt", {"Ticket": ticket}))
+        return _receipt_page(context, ticket, OPERATIONS.ask(context, "GetReceipt", {"Ticket": ticket}))
 
     return pages
 

@@ -6,14 +6,13 @@ as evidence; and lists the BIS numbers they created. Every act and every list is
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, render_template, request
 from flask_babel import lazy_gettext as _l
 
-from integrator.faces.portal.apps.operations import Outcome, ask, new_message_id, purposes
+from integrator.faces.portal.apps.operations import Outcome, ServiceOperations, new_message_id
 from integrator.faces.portal.context import PortalContext
 from services.creabis import NS
 from services.creabis import SERVICE as DEFINITION
@@ -21,6 +20,7 @@ from services.creabis import SERVICE as DEFINITION
 SERVICE = DEFINITION.name
 SLUG = "e-creabis"  # the registry's slug (apps/__init__.py): the blueprint is named after it
 PURPOSE = "IDENTIFICATION"  # what the demo grants Creabis for (services/demo_creabis.py); else the first held
+OPERATIONS = ServiceOperations(DEFINITION, NS, PURPOSE)
 WELL_ENOUGH = Decimal(90)  # a candidate scoring this much is the person: no creation offered
 PAGE_SIZE = 20
 LAST_PAGE = 100_000  # a page number beyond any list (the database's offset stays small)
@@ -34,20 +34,6 @@ SEARCH_FIELDS = ("last_name", "first_names", "birth_date", "gender", "nationalit
 CREATE_FIELDS = (*SEARCH_FIELDS, "document_type", "document_number", "issuing_country", "street", "house_number",
                  "postcode", "municipality", "country")
 CODES = ("gender", "nationality", "issuing_country", "country")  # codes the contract wants in capitals
-
-
-def _tag(operation: str) -> str:
-    return f"{{{NS}}}{operation}Request"
-
-
-def _purpose(context: PortalContext) -> str:
-    held = purposes(context, SERVICE, date.today())
-    return PURPOSE if PURPOSE in held or not held else held[0]
-
-
-def _ask(context: PortalContext, operation: str, values: dict[str, Any], message_id: str | None = None) -> Outcome:
-    return ask(context, DEFINITION.path, _tag(operation), values, purpose=_purpose(context),
-               message_id=message_id or new_message_id())
 
 
 def _form(fields: tuple[str, ...], prefix: str = "") -> dict[str, str]:
@@ -97,14 +83,15 @@ def blueprint(context: PortalContext) -> Blueprint:
         found = created = None
         if request.method == "POST" and request.form.get("action") == "create":
             create_form = _form(CREATE_FIELDS, "new-") | {"message_id": request.form.get("message_id", "")}
-            created = _ask(context, "CreateBisNumber", _create_request(create_form), create_form["message_id"])
+            created = OPERATIONS.ask(context, "CreateBisNumber", _create_request(create_form),
+                                     create_form["message_id"])
             if created.fault is None:  # the next creation is a new message; this one is done
                 create_form = dict.fromkeys(CREATE_FIELDS, "") | {"message_id": new_message_id()}
             else:
                 search_form = {field: create_form[field] for field in SEARCH_FIELDS}
         elif request.method == "POST":
             search_form = _form(SEARCH_FIELDS)
-            found = _ask(context, "SearchPersons", _search_request(search_form))
+            found = OPERATIONS.ask(context, "SearchPersons", _search_request(search_form))
             create_form.update(search_form)
         offer = (found is not None and _offer_creation(found)) or (created is not None and created.fault is not None)
         return render_template("apps/e_creabis.html", search=search_form, create=create_form, found=found,
@@ -115,7 +102,7 @@ def blueprint(context: PortalContext) -> Blueprint:
     def created() -> str:
         """The BIS numbers the official created, newest first, a page at a time."""
         page = _page()
-        listed = _ask(context, "ListCreatedBisNumbers", {"Page": page, "PageSize": PAGE_SIZE})
+        listed = OPERATIONS.ask(context, "ListCreatedBisNumbers", {"Page": page, "PageSize": PAGE_SIZE})
         total = listed.answer["Total"] if listed.answer else 0
         pages_count = max(1, -(-total // PAGE_SIZE))
         return render_template("apps/e_creabis_created.html", listed=listed, page=page, pages=pages_count,

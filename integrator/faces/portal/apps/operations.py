@@ -14,6 +14,7 @@ from sqlalchemy import select
 from integrator.faces.portal.context import PortalContext, logged_on
 from integrator.faults import KruispuntFault
 from integrator.pipeline import LoggedOn
+from integrator.service import ServiceDefinition
 from repository.models import Grant
 
 
@@ -51,3 +52,23 @@ def ask(context: PortalContext, path: str, request_tag: str, values: dict[str, A
         return Outcome(reply.ticket, None, reply.fault)
     contract = context.pipeline.routes.resolve(path).contract
     return Outcome(reply.ticket, contract.check(reply.answer.payload), None)
+
+
+@dataclass(frozen=True)
+class ServiceOperations:
+    """One service's operations as a portal application asks them: the request element named after the operation,
+    the purpose the official holds the service's grant for (the application's usual one when they hold it), and a
+    new message id unless the form carries one."""
+
+    definition: ServiceDefinition
+    namespace: str
+    usual_purpose: str = ""
+
+    def purpose(self, context: PortalContext) -> str:
+        held = purposes(context, self.definition.name, date.today())
+        return self.usual_purpose if self.usual_purpose in held or not held else held[0]
+
+    def ask(self, context: PortalContext, operation: str, values: dict[str, Any], message_id: str | None = None,
+            *, purpose: str | None = None) -> Outcome:
+        return ask(context, self.definition.path, f"{{{self.namespace}}}{operation}Request", values,
+                   purpose=purpose or self.purpose(context), message_id=message_id or new_message_id())

@@ -20,40 +20,27 @@ import base64
 import binascii
 import io
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, abort, render_template, request, send_file
 from flask_babel import gettext as _
 
-from integrator.faces.portal.apps.operations import Outcome, ask, new_message_id, purposes
+from integrator.faces.portal.apps.operations import Outcome, ServiceOperations, new_message_id
 from integrator.faces.portal.context import PortalContext, logged_on
 from services.proposals import NS
 from services.proposals import SERVICE as DEFINITION
 
 SERVICE = DEFINITION.name
+SLUG = "proposals"  # the registry's slug (apps/__init__.py): the blueprint is named after it
 PURPOSE = "POPULATION_REGISTER"  # what a population office's grant for UpdateProposals is for (demo_proposals.py)
+OPERATIONS = ServiceOperations(DEFINITION, NS, PURPOSE)
 DECISIONS = ("ACCEPT", "REJECT")
 DECIDED_STATES = ("ACCEPTED", "REJECTED")  # ListProposals filters on one state: the decided list offers each
 ROLES = ("COMPETENT_MUNICIPALITY", "PROPOSER")  # ListProposals' Role: addressed to the municipality, or submitted
 PAGE_SIZE = 20
 REFERENCE = re.compile(r"KP-[0-9]{8}-[0-9a-f]{32}")  # kp:TicketType: a proposal's reference is its ticket
 NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")  # what no XML text may hold
-
-
-def _tag(operation: str) -> str:
-    return f"{{{NS}}}{operation}Request"
-
-
-def _purpose(context: PortalContext) -> str:
-    """POPULATION_REGISTER if the official holds it for the service, else the first purpose they hold it for."""
-    held = purposes(context, SERVICE, date.today())
-    return PURPOSE if PURPOSE in held or not held else held[0]
-
-
-def _ask(context: PortalContext, operation: str, values: dict[str, Any], message_id: str | None = None) -> Outcome:
-    return ask(context, DEFINITION.path, _tag(operation), values, purpose=_purpose(context),
-               message_id=message_id or new_message_id())
 
 
 def _overdue_before(context: PortalContext) -> datetime:
@@ -83,17 +70,17 @@ def _decide(context: PortalContext, reference: str) -> tuple[Outcome | None, str
         return None, _("Choose whether you accept or reject the proposal.")
     if NOT_XML.search(reason):
         return None, _("The reason holds characters that cannot be sent (control characters).")
-    return _ask(context, "DecideProposal", {"Reference": reference, "Decision": decision, "Reason": reason or None},
-                request.form.get("message_id", "")), None
+    decision_values = {"Reference": reference, "Decision": decision, "Reason": reason or None}
+    return OPERATIONS.ask(context, "DecideProposal", decision_values, request.form.get("message_id", "")), None
 
 
 def blueprint(context: PortalContext) -> Blueprint:
-    pages = Blueprint("proposals", __name__)  # named after its slug: the navigation marks it
+    pages = Blueprint(SLUG, __name__)
 
     @pages.get("/")
     def inbox() -> str:
         """The proposals addressed to the official's municipality that await its decision, oldest first."""
-        listed = _ask(context, "ListOverdueProposals", {"OlderThanDays": 0})
+        listed = OPERATIONS.ask(context, "ListOverdueProposals", {"OlderThanDays": 0})
         mine = logged_on().organisation
         waiting = [p for p in (listed.answer or {}).get("Proposal", [])
                    if p["CompetentMunicipality"]["EnterpriseNumber"] == mine]
@@ -112,7 +99,7 @@ def blueprint(context: PortalContext) -> Blueprint:
             decided, problem = _decide(context, reference)
             if decided is None or decided.fault is not None:
                 form = {"decision": request.form.get("decision", ""), "reason": request.form.get("reason", "")}
-        shown = _ask(context, "GetProposal", {"Reference": reference})
+        shown = OPERATIONS.ask(context, "GetProposal", {"Reference": reference})
         status = shown.fault.HTTP_STATUS if shown.fault is not None else 200
         return render_template("apps/proposals_proposal.html", reference=reference, shown=shown, decided=decided,
                                problem=problem, form=form, overdue_before=_overdue_before(context),
@@ -122,7 +109,7 @@ def blueprint(context: PortalContext) -> Blueprint:
     def document(reference: str) -> Response | tuple[str, int]:
         """The proposal's evidence document: the bytes the proposer sent, as an attachment of its own type."""
         reference = _reference(reference)
-        shown = _ask(context, "GetProposal", {"Reference": reference})
+        shown = OPERATIONS.ask(context, "GetProposal", {"Reference": reference})
         if shown.fault is not None:
             return render_template("apps/proposals_proposal.html", reference=reference, shown=shown, decided=None,
                                    problem=None, form={}, overdue_before=_overdue_before(context),
@@ -149,8 +136,8 @@ def blueprint(context: PortalContext) -> Blueprint:
         role = role if role in ROLES else ROLES[0]
         after = request.args.get("after", "").strip()
         after = after if REFERENCE.fullmatch(after) else ""
-        listed = _ask(context, "ListProposals", {"State": state, "After": after or None, "MaxCount": PAGE_SIZE,
-                                                 "Role": role})
+        listed = OPERATIONS.ask(context, "ListProposals", {"State": state, "After": after or None,
+                                                           "MaxCount": PAGE_SIZE, "Role": role})
         return render_template("apps/proposals_decided.html", listed=listed, state=state, after=after,
                                states=DECIDED_STATES, role=role, roles=ROLES)
 
