@@ -13,7 +13,7 @@ from typing import Any
 from integrator.faces.portal.apps import communite, e_creabis, proposals_inbox
 from integrator.faces.portal.apps.communite import DELIVERY_STATES, KINDS  # the words Communit-e's pages use
 from integrator.faces.portal.apps.operations import Outcome, ServiceOperations
-from integrator.faces.portal.context import PortalContext, logged_on, visit
+from integrator.faces.portal.context import PortalContext, visit
 
 __all__ = ["DELIVERY_STATES", "KINDS", "PAGE_READS", "Panel", "awaiting_decision", "panels"]
 
@@ -48,9 +48,5 @@ def panels(context: PortalContext) -> dict[str, Outcome]:
 
 
 def awaiting_decision(outcome: Outcome) -> list[dict[str, Any]]:
-    """The undecided proposals addressed to the official's own municipality (not those it proposed itself)."""
-    if outcome.answer is None:
-        return []
-    mine = logged_on().organisation
-    listed = outcome.answer.get("Proposal") or []
-    return [p for p in listed if p["CompetentMunicipality"]["EnterpriseNumber"] == mine][:SHOWN]
+    """The latest undecided proposals addressed to the official's own municipality (the inbox's, shortened)."""
+    return proposals_inbox.awaiting_decision(outcome)[:SHOWN]

@@ -62,6 +62,14 @@ def _document(outcome: Outcome) -> dict[str, Any] | None:
     return outcome.answer["Proposal"]["Evidence"].get("Document") or None
 
 
+def awaiting_decision(listed: Outcome) -> list[dict[str, Any]]:
+    """Of ListOverdueProposals' answer (every undecided proposal the organisation proposed or decides), those
+    addressed to the official's own municipality."""
+    mine = logged_on().organisation
+    return [p for p in (listed.answer or {}).get("Proposal", [])
+            if p["CompetentMunicipality"]["EnterpriseNumber"] == mine]
+
+
 def _decide(context: PortalContext, reference: str) -> tuple[Outcome | None, str | None]:
     """The decision the form sends, as DecideProposal; or what is wrong with the form before it can be sent."""
     decision = request.form.get("decision", "")
@@ -81,10 +89,7 @@ def blueprint(context: PortalContext) -> Blueprint:
     def inbox() -> str:
         """The proposals addressed to the official's municipality that await its decision, oldest first."""
         listed = OPERATIONS.ask(context, "ListOverdueProposals", {"OlderThanDays": 0})
-        mine = logged_on().organisation
-        waiting = [p for p in (listed.answer or {}).get("Proposal", [])
-                   if p["CompetentMunicipality"]["EnterpriseNumber"] == mine]
-        return render_template("apps/proposals.html", listed=listed, waiting=waiting,
+        return render_template("apps/proposals.html", listed=listed, waiting=awaiting_decision(listed),
                                overdue_before=_overdue_before(context),
                                decision_days=f"{context.settings.proposal_decision_days:g}")
 
