@@ -11,6 +11,7 @@ from sqlalchemy import DateTime, String, Text, insert, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from repository.base import Base
+from repository.prepared import Prepared
 
 
 class Channel(StrEnum):
@@ -56,11 +57,11 @@ class AuditRecord(Base):
 
 def write_audit(session: Session, values: dict[str, Any]) -> None:
     """Add the record to the session's transaction; the pipeline commits it together with the transaction's
-    effects (integrator/journey.py assembles the values)."""
-    session.execute(_INSERT, values)
+    effects (integrator/journey.py assembles the values: every column)."""
+    _INSERT.execute(session, values)
 
 
-_INSERT = insert(AuditRecord)  # built once; each request only binds its values
+_INSERT = Prepared(insert(AuditRecord.__table__))  # compiled once; each request only binds its values
 
 
 def recent_transactions(session: Session, organisation: str, official: str, limit: int = 20,

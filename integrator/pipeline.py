@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from time import perf_counter
@@ -202,7 +203,7 @@ class Pipeline:
         after-commit steps run only once the commit succeeded."""
         steps: list[Callable[[], None]] = []
         fault: KruispuntFault | None = None
-        with self.sessions() as session:
+        with self._request_session() as session:
             try:
                 body = serve(session, steps)
             except KruispuntFault as refused:
@@ -223,6 +224,22 @@ class Pipeline:
         for step in steps if fault is None else ():
             self._after_commit.submit(_after_commit, step, journey.ticket)
         return fault, body, record
+
+    @contextmanager
+    def _request_session(self) -> Iterator[Session]:
+        """The request's session on one database connection from start to end (the replay memory's commit, then
+        the effects and the audit record): one pool checkout and one liveness ping per request, not one per
+        commit. When the database cannot be reached, a session that fails at its first statement, inside the
+        request's fault handling (Server.DatabaseUnavailable, then the audit's own fault)."""
+        engine = self.sessions.kw["bind"]
+        try:
+            connection = engine.connect()
+        except (OperationalError, InterfaceError):
+            with self.sessions() as session:
+                yield session
+            return
+        with connection, self.sessions(bind=connection) as session:
+            yield session
 
     def _serve(self, session: Session, path: str, data: bytes, length: int, journey: Journey, clock: StageClock,
                base_url: str, steps: list[Callable[[], None]]) -> tuple[Answer, dict[str, Any] | None]:

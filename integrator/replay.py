@@ -12,13 +12,14 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Insert, String, delete, insert, select
+from sqlalchemy import DateTime, Insert, String, bindparam, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from integrator.faults import Replay
 from repository.base import Base
+from repository.prepared import Prepared
 
 PRUNE_BATCH = 5000  # keys one prune statement deletes at most: a short transaction, a bounded lock footprint
 
@@ -32,12 +33,14 @@ class SeenMessage(Base):
 def remember(session: Session, keys: list[str], expires_at: datetime, now: datetime) -> None:
     """Record the keys, committing at once; raise Replay if any was already there inside its window.
 
-    The usual case is one prebuilt INSERT. Only when a key is already stored does the slower road run: a key whose
-    window has passed but that no prune has deleted yet is taken over (its expiry renewed, one upsert statement on
-    PostgreSQL and SQLite), so refusals do not depend on when the last prune ran."""
-    rows = [{"key": k, "expires_at": expires_at} for k in dict.fromkeys(keys)]
+    The usual case is one prebuilt INSERT (repository/prepared.py). Only when a key is already stored does the
+    slower road run: a key whose window has passed but that no prune has deleted yet is taken over (its expiry
+    renewed, one upsert statement on PostgreSQL and SQLite), so refusals do not depend on when the last prune ran."""
+    unique = list(dict.fromkeys(keys))
+    rows = [{"key": k, "expires_at": expires_at} for k in unique]
     try:
-        session.execute(_INSERT, rows)
+        bound = {"expires_at": expires_at, **{f"key{i}": k for i, k in enumerate(unique)}}
+        _insert(len(unique)).execute(session, bound)
         session.commit()
         return
     except IntegrityError:
@@ -57,7 +60,16 @@ def remember(session: Session, keys: list[str], expires_at: datetime, now: datet
     )
 
 
-_INSERT = insert(SeenMessage)  # built once: a request only binds its keys
+_INSERTS: dict[int, Prepared] = {}
+
+
+def _insert(count: int) -> Prepared:
+    """One INSERT of `count` keys with one expiry, compiled once: a request only binds its keys."""
+    prepared = _INSERTS.get(count)
+    if prepared is None:
+        rows = [{"key": bindparam(f"key{i}"), "expires_at": bindparam("expires_at")} for i in range(count)]
+        prepared = _INSERTS[count] = Prepared(insert(SeenMessage.__table__).values(rows))
+    return prepared
 
 
 def _upsert(session: Session, rows: list[dict[str, object]], now: datetime) -> Insert | None:

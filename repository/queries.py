@@ -10,6 +10,7 @@ from sqlalchemy import Select, bindparam, or_, select, true
 from sqlalchemy.orm import Session
 
 from repository.models import AccessRight, Backend, Certificate, DirectoryEntry, Grant, Official, Organisation
+from repository.prepared import Prepared
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def _caller_facts_statement(with_person: bool, by_certificate: bool = True) -> S
             .where(Certificate.fingerprint == bindparam("fingerprint")))
 
 
-_CALLER_FACTS = {(person, certificate): _caller_facts_statement(person, certificate)
+_CALLER_FACTS = {(person, certificate): Prepared(_caller_facts_statement(person, certificate))
                  for person in (True, False) for certificate in (True, False)}
 
 
@@ -87,7 +88,7 @@ def caller_facts(session: Session, fingerprint: str | None, insz: str, service: 
     """The certificate's organisation (or, for an official logged on at the portal, the organisation by its
     enterprise number), its access right to the service, the official's registration and grant, and whether the
     person concerned is in the organisation's files for the purpose: one SQL statement (the request path's
-    hottest read, built once and compiled once)."""
+    hottest read, built once and compiled once: repository/prepared.py)."""
     parameters: dict[str, Any] = {"insz": insz, "service": service, "purpose": purpose, "on": on}
     if fingerprint is not None:
         parameters["fingerprint"] = fingerprint
@@ -95,9 +96,10 @@ def caller_facts(session: Session, fingerprint: str | None, insz: str, service: 
         parameters["enterprise_number"] = enterprise_number
     if person:
         parameters["person"] = person
-    row = session.execute(_CALLER_FACTS[bool(person), fingerprint is not None], parameters).first()
-    if row is None:
+    rows = _CALLER_FACTS[bool(person), fingerprint is not None].execute(session, parameters)
+    if not rows:
         return None
+    row = rows[0]
     return CallerFacts(OrganisationView(*row[:5]), bool(row[5]), row[6] is not None, bool(row[7]), bool(row[8]))
 
 

@@ -1,0 +1,78 @@
+"""repository/prepared.py on SQLite and PostgreSQL: the hot statements run inside the session's transaction, bind
+as SQLAlchemy would (dates on SQLite, enum items of an IN list), and fail as SQLAlchemy's errors."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import bindparam, insert, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from integrator.database import make_engine, session_factory
+from integrator.replay import SeenMessage
+from repository.models import Grant, GrantStatus
+from repository.prepared import Prepared
+
+INSERT_KEY = Prepared(insert(SeenMessage.__table__).values(key=bindparam("key"), expires_at=bindparam("at")))
+READ_KEY = Prepared(select(SeenMessage.key, SeenMessage.expires_at).where(SeenMessage.key == bindparam("key")))
+
+
+def test_a_write_is_part_of_the_session_transaction(migrated: sessionmaker[Session]) -> None:
+    key, at = f"test:{uuid.uuid4().hex}", datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
+    with migrated() as session:
+        INSERT_KEY.execute(session, {"key": key, "at": at})
+        assert [row[0] for row in READ_KEY.execute(session, {"key": key})] == [key]  # seen in the transaction
+        session.rollback()
+    with migrated() as session:
+        assert READ_KEY.execute(session, {"key": key}) == []  # rolled back with it
+        INSERT_KEY.execute(session, {"key": key, "at": at})
+        session.commit()
+    with migrated() as session:  # read back by the ORM: the same instant (SQLite stores it as SQLAlchemy does)
+        stored = session.get(SeenMessage, key)
+        assert stored is not None and stored.expires_at.replace(tzinfo=UTC) == at
+
+
+def test_a_duplicate_key_is_sqlalchemys_integrity_error(migrated: sessionmaker[Session]) -> None:
+    key, at = f"test:{uuid.uuid4().hex}", datetime.now(UTC) + timedelta(minutes=5)
+    with migrated() as session:
+        INSERT_KEY.execute(session, {"key": key, "at": at})
+        session.commit()
+        with pytest.raises(IntegrityError):
+            INSERT_KEY.execute(session, {"key": key, "at": at})
+        session.rollback()
+        assert session.execute(select(SeenMessage.key).where(SeenMessage.key == key)).scalar_one() == key
+
+
+def test_the_statements_own_values_are_bound(migrated: sessionmaker[Session]) -> None:
+    """An IN list of enum members and a LIMIT are part of the statement; only the named parameters are given."""
+    statement = (select(Grant.id).where(Grant.status.in_([GrantStatus.ACTIVE, GrantStatus.ENDED]),
+                                        Grant.purpose == bindparam("purpose")).limit(1))
+    with migrated() as session:
+        expected = session.execute(statement, {"purpose": "MUNICIPAL_TAX_EXEMPTION"}).all()
+        rows = Prepared(statement).execute(session, {"purpose": "MUNICIPAL_TAX_EXEMPTION"})
+    assert [tuple(r) for r in rows] == [tuple(r) for r in expected] and len(rows) <= 1
+
+
+def test_a_lost_connection_is_an_operational_error_and_leaves_the_pool(database_url: str,
+                                                                       migrated: sessionmaker[Session]) -> None:
+    """The server ends the request's connection: OperationalError (the pipeline answers Server.DatabaseUnavailable)
+    and the next session gets a working connection."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a server that ends a connection: PostgreSQL")
+    engine = make_engine(database_url)
+    sessions = session_factory(engine)
+    with sessions() as session:
+        pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(OperationalError) as lost:
+            READ_KEY.execute(session, {"key": "x"})
+        assert lost.value.connection_invalidated
+        session.rollback()
+    with sessions() as session:
+        assert READ_KEY.execute(session, {"key": "x"}) == []
+        assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
+    engine.dispose()
