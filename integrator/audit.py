@@ -57,8 +57,9 @@ class AuditRecord(Base):
 
 def write_audit(session: Session, values: dict[str, Any]) -> None:
     """Add the record to the session's transaction; the pipeline commits it together with the transaction's
-    effects (integrator/journey.py assembles the values: every column)."""
-    _INSERT.execute(session, values)
+    effects, right after (integrator/journey.py assembles the values: every column). A transaction that holds
+    nothing else (a pass-through call, a refusal) is this one statement, autocommitted on PostgreSQL."""
+    _INSERT.execute(session, values, autocommit_if_idle=True)
 
 
 _INSERT = Prepared(insert(AuditRecord.__table__))  # compiled once; each request only binds its values

@@ -40,7 +40,7 @@ def remember(session: Session, keys: list[str], expires_at: datetime, now: datet
     rows = [{"key": k, "expires_at": expires_at} for k in unique]
     try:
         bound = {"expires_at": expires_at, **{f"key{i}": k for i, k in enumerate(unique)}}
-        _insert(len(unique)).execute(session, bound, committed_alone=True)
+        _insert(len(unique)).execute(session, bound, autocommit_if_idle=True)
         session.commit()
         return
     except IntegrityError:

@@ -2,10 +2,10 @@
 
 A SQLAlchemy construct is compiled once per dialect (with its expanding IN lists rendered, its fixed values
 bound and its bind processors kept), then executed on the session's DBAPI connection, inside the session's
-transaction: no compiled-cache lookup, no ORM bulk-insert machinery and no result object per statement. Measured
-by bench/passthrough.py on PostgreSQL, this takes a pass-through call's database work from about 3.5 ms to about
-1 ms of CPU (issue 9). Only for statements the request path runs on every call; everything else goes through the
-session as usual.
+transaction: no compiled-cache lookup, no ORM bulk-insert machinery and no result object per statement. Timed
+in one process on PostgreSQL (replay keys, caller query, audit record and two commits, 1,000 times), this took
+the three statements' CPU from about 3–4.7 ms through the ORM to about 1.0–1.9 ms (issue 9). Only for
+statements the request path runs on every call; everything else goes through the session as usual.
 
 The DBAPI's errors come out as SQLAlchemy's (IntegrityError, OperationalError, ...), as from session.execute, and
 a lost connection is invalidated so that the pool does not hand it out again.
@@ -44,14 +44,15 @@ class Prepared:
         self._lock = threading.Lock()
 
     def execute(self, session: Session, parameters: Mapping[str, Any], *,
-                committed_alone: bool = False) -> list[tuple[Any, ...]]:
+                autocommit_if_idle: bool = False) -> list[tuple[Any, ...]]:
         """Run the statement in the session's transaction; the rows it returns (none for an INSERT), as the DBAPI
         gives them (no result processing: for plain columns only).
 
-        committed_alone: the caller commits right after this statement, and nothing else is in the transaction.
-        Where the driver can (psycopg, while no transaction is open on the connection), the statement then runs
-        in autocommit: one round trip instead of three (BEGIN, the statement, COMMIT); the caller's commit finds
-        nothing left to do. Elsewhere it runs in the transaction as usual."""
+        autocommit_if_idle: where the driver can (psycopg) and no transaction is open on the connection yet, run
+        the statement in autocommit: one round trip instead of a BEGIN before it (and, for a write, a COMMIT after
+        it). Only for a statement that needs nothing around it: a read, or a write that the caller commits right
+        away. With anything already done in the transaction it runs inside it, as without the flag, so it never
+        commits apart from what the transaction holds."""
         connection = session.connection()
         dialect = connection.dialect
         compiled = self._compiled.get(dialect.name) or self._compile(dialect)
@@ -61,7 +62,7 @@ class Prepared:
         bound: Any = tuple(values[n] for n in compiled.order) if compiled.order is not None else values
         dbapi = connection.connection.dbapi_connection
         assert dbapi is not None
-        alone = committed_alone and _idle(dbapi)
+        alone = autocommit_if_idle and _idle(dbapi)
         if alone:
             dbapi.autocommit = True
         cursor = dbapi.cursor()

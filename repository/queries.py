@@ -96,7 +96,9 @@ def caller_facts(session: Session, fingerprint: str | None, insz: str, service: 
         parameters["enterprise_number"] = enterprise_number
     if person:
         parameters["person"] = person
-    rows = _CALLER_FACTS[bool(person), fingerprint is not None].execute(session, parameters)
+    # a read: on a connection with no transaction open yet it needs no BEGIN before it
+    rows = _CALLER_FACTS[bool(person), fingerprint is not None].execute(session, parameters,
+                                                                      autocommit_if_idle=True)
     if not rows:
         return None
     row = rows[0]

@@ -78,13 +78,14 @@ def test_a_lost_connection_is_an_operational_error_and_leaves_the_pool(database_
     engine.dispose()
 
 
-def test_committed_alone_is_one_autocommitted_statement_on_postgresql(database_url: str,
-                                                                    migrated: sessionmaker[Session]) -> None:
-    """On PostgreSQL a statement committed alone is committed as it runs (another connection sees it before the
-    session commits); on SQLite it is part of the transaction, committed by the caller."""
+def test_autocommit_if_idle_is_one_autocommitted_statement_on_postgresql(
+        database_url: str, migrated: sessionmaker[Session]) -> None:
+    """On PostgreSQL, on a connection with no transaction open, the statement is committed as it runs (another
+    connection sees it before the session commits); on SQLite it is part of the transaction, committed by the
+    caller."""
     key, at = f"test:{uuid.uuid4().hex}", datetime.now(UTC) + timedelta(minutes=5)
     with migrated() as session:
-        INSERT_KEY.execute(session, {"key": key, "at": at}, committed_alone=True)
+        INSERT_KEY.execute(session, {"key": key, "at": at}, autocommit_if_idle=True)
         with migrated() as other:
             seen = other.execute(select(SeenMessage.key).where(SeenMessage.key == key)).scalar_one_or_none()
         assert seen == (key if database_url.startswith("postgresql") else None)
@@ -93,13 +94,13 @@ def test_committed_alone_is_one_autocommitted_statement_on_postgresql(database_u
         session.commit()
 
 
-def test_committed_alone_waits_for_what_the_transaction_already_holds(migrated: sessionmaker[Session]) -> None:
+def test_autocommit_if_idle_waits_for_what_the_transaction_already_holds(migrated: sessionmaker[Session]) -> None:
     """With another write pending in the transaction the statement is not committed apart from it: a rollback
     takes both back."""
     first, second = f"test:{uuid.uuid4().hex}", f"test:{uuid.uuid4().hex}"
     at = datetime.now(UTC) + timedelta(minutes=5)
     with migrated() as session:
         INSERT_KEY.execute(session, {"key": first, "at": at})
-        INSERT_KEY.execute(session, {"key": second, "at": at}, committed_alone=True)
+        INSERT_KEY.execute(session, {"key": second, "at": at}, autocommit_if_idle=True)
         session.rollback()
         assert READ_KEY.execute(session, {"key": first}) == [] and READ_KEY.execute(session, {"key": second}) == []
