@@ -13,8 +13,7 @@ a lost connection is invalidated so that the pool does not hand it out again.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -37,11 +36,9 @@ class _Compiled:
 class Prepared:
     """One statement, compiled on first use for each dialect; execute() runs it with named parameters."""
 
-    def __init__(self, statement: Executable, column_keys: Sequence[str] | None = None) -> None:
+    def __init__(self, statement: Executable) -> None:
         self.statement = statement
-        self.column_keys = list(column_keys) if column_keys is not None else None
-        self._compiled: dict[str, _Compiled] = {}
-        self._lock = threading.Lock()
+        self._compiled: dict[str, _Compiled] = {}  # by dialect name; two threads compiling at once agree
 
     def execute(self, session: Session, parameters: Mapping[str, Any], *,
                 autocommit_if_idle: bool = False) -> list[tuple[Any, ...]]:
@@ -81,20 +78,18 @@ class Prepared:
                 dbapi.autocommit = False
 
     def _compile(self, dialect: Dialect) -> _Compiled:
-        compiled = self.statement.compile(dialect=dialect, column_keys=self.column_keys)
+        compiled = self.statement.compile(dialect=dialect)
         assert isinstance(compiled, SQLCompiler)
         # the statement's own values (LIMIT 1, an IN list's items), None for the parameters each call gives
         expanded = compiled.construct_expanded_state(compiled.construct_params(_check=False))
-        fixed = {name: value for name, value in expanded.parameters.items() if value is not None}
-        fixed = {name: value.value if isinstance(value, Enum) else value for name, value in fixed.items()}
+        fixed = {name: value.value if isinstance(value, Enum) else value
+                 for name, value in expanded.parameters.items() if value is not None}
         processors = {name: process for name, bind in compiled.binds.items()
                       if (process := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None}
         processors.update(expanded.processors)  # an IN list's items, processed as the list's own parameter
         processors = {name: process for name, process in processors.items() if name in expanded.parameters}
         order = tuple(expanded.positiontup) if expanded.positiontup is not None else None
-        result = _Compiled(expanded.statement, fixed, processors, order)
-        with self._lock:
-            self._compiled[dialect.name] = result
+        result = self._compiled[dialect.name] = _Compiled(expanded.statement, fixed, processors, order)
         return result
 
 

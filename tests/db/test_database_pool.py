@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from integrator import database
 from integrator.database import make_engine, session_factory
@@ -47,8 +47,6 @@ def test_dead_idle_connections_are_replaced(pg_url: str, monkeypatch: pytest.Mon
 
 def test_a_connection_back_a_moment_ago_is_not_pinged(pg_url: str) -> None:
     engine = make_engine(pg_url)
-    statements: list[str] = []
-    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     pings = []
     real_ping = engine.dialect.do_ping
     engine.dialect.do_ping = lambda dbapi: pings.append(1) or real_ping(dbapi)  # type: ignore[method-assign]
@@ -56,5 +54,5 @@ def test_a_connection_back_a_moment_ago_is_not_pinged(pg_url: str) -> None:
     for _ in range(5):
         with sessions() as session:
             session.execute(text("SELECT 1"))
-    assert pings == [] and len(statements) == 5
+    assert pings == []
     engine.dispose()
