@@ -23,7 +23,7 @@ PROFILE_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("XML signature make (signxml)", ("XMLSigner.",)),
     ("wssec: rest of verify_envelope", ("verify_envelope (",)),
     ("wssec: rest of sign_envelope", ("sign_envelope (",)),
-    ("HTTP client to backends (requests/urllib3)", ("(requests/", "(urllib3/")),
+    ("HTTP client to backends (pycurl; requests/urllib3 for peers)", ("BackendHttp.", "(requests/", "(urllib3/")),
     ("database (SQLAlchemy)", ("(sqlalchemy/",)),
     ("envelope parsing (parse_envelope)", ("parse_envelope (",)),
     ("thread hand-offs (futures, Condition)", ("Condition.", "Future.")),

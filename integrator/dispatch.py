@@ -11,20 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import urllib3
 from cryptography import x509
 from kruispunt_client.xml import build
 from lxml import etree
 from sqlalchemy.orm import Session, sessionmaker
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    NameResolutionError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-)
 
+from integrator.backend_http import BackendHttp, HttpFailure
 from integrator.circuit import CircuitBreaker
 from integrator.contract import Contract
 from integrator.envelope import EnvelopeLimits, parse_envelope
@@ -95,7 +87,7 @@ class Outgoing:
 
 class Dispatcher:
     """Calls backends over HTTP on a bounded thread pool; one per worker process. Connections to each backend are
-    kept open and reused (urllib3's pool per host); every kind of call honours the backend's circuit."""
+    kept open and reused (integrator/backend_http.py); every kind of call honours the backend's circuit."""
 
     def __init__(
         self,
@@ -116,9 +108,7 @@ class Dispatcher:
         self._policy = policy
         self._limits = limits
         self._pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="dispatch")
-        # backends are reached directly (no proxy from the environment), one pool of kept-alive connections per
-        # backend host; never retried by urllib3 itself: what may be retried is decided below
-        self._http = urllib3.PoolManager(num_pools=64, maxsize=parallelism * 4, block=False, retries=False)
+        self._http = BackendHttp()  # kept-alive connections; what may be retried is decided below
         self._cache: dict[str, tuple[float, list[BackendView]]] = {}
         self._fingerprints: dict[str, str] = {}  # a backend's registered certificate (PEM) -> its fingerprint
         self._lock = threading.Lock()
@@ -232,7 +222,7 @@ class Dispatcher:
                       attempts: int, retry_on: tuple[type[KruispuntFault], ...]) -> etree._Element:
         for attempt in range(1, attempts + 1):
             try:
-                status, content = self._exchange(backend, data, soap_action)
+                status, content = self._exchange(backend, data, soap_action, repeatable=attempts > 1)
                 return self._read_answer(backend, status, content, digest)
             except retry_on:
                 if attempt >= attempts:
@@ -240,46 +230,25 @@ class Dispatcher:
                 time.sleep(min(1.0, 0.05 * 2 ** (attempt - 1)))
         raise AssertionError("unreachable")
 
-    def _exchange(self, backend: BackendView, data: bytes, soap_action: str = "") -> tuple[int, bytes]:
+    def _exchange(self, backend: BackendView, data: bytes, soap_action: str, repeatable: bool) -> tuple[int, bytes]:
         """POST and read the whole answer within the backend's timeout (a deadline, not a per-read limit)."""
         name, limit = backend.name, backend.timeout_seconds
-        deadline = time.monotonic() + limit
-        timeout = BackendTimeout(f"Source {name} did not answer within {limit:g} s.", source=name)
-        headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{soap_action}"'}
+        headers = ["Content-Type: text/xml; charset=utf-8", f'SOAPAction: "{soap_action}"']
         try:
-            reply = self._http.request("POST", backend.url, body=data, headers=headers, preload_content=False,
-                                       timeout=urllib3.Timeout(connect=limit, read=limit), redirect=False)
-            try:
-                chunks, size = [], 0
-                for chunk in reply.stream(16_384):
-                    size += len(chunk)
-                    if time.monotonic() > deadline:
-                        raise timeout
-                    if size > self._limits.max_bytes:
-                        raise BackendInvalidAnswer(f"Source {name} answered more than {self._limits.max_bytes} bytes.",
-                                                   source=name)
-                    chunks.append(chunk)
-                return reply.status, b"".join(chunks)
-            finally:
-                reply.release_conn()
-        except ConnectTimeoutError:
-            unsent = BackendUnavailable(f"Source {name} could not be connected to within {limit:g} s.", source=name)
-            unsent.request_sent = False  # the request never left: another endpoint may have it
-            raise unsent from None
-        except (NewConnectionError, NameResolutionError) as exc:
-            unsent = BackendUnavailable(f"Source {name} cannot be reached: {type(exc).__name__}.", source=name)
-            unsent.request_sent = False
-            raise unsent from None
-        except ReadTimeoutError:
-            raise timeout from None
-        except ProtocolError:  # the connection was closed or reset: the request may have arrived
-            if time.monotonic() >= deadline:
-                raise timeout from None
+            return self._http.post(backend.url, data, headers, limit, self._limits.max_bytes, repeatable=repeatable)
+        except HttpFailure as failure:
+            if not failure.sent:  # the request never left: another endpoint may have it
+                unsent = BackendUnavailable(
+                    f"Source {name} could not be connected to within {limit:g} s." if failure.timed_out
+                    else f"Source {name} cannot be reached: {failure.reason}.", source=name)
+                unsent.request_sent = False
+                raise unsent from None
+            if failure.timed_out:
+                raise BackendTimeout(f"Source {name} did not answer within {limit:g} s.", source=name) from None
+            if failure.too_large:
+                raise BackendInvalidAnswer(f"Source {name} answered more than {self._limits.max_bytes} bytes.",
+                                           source=name) from None
             raise BackendUnavailable(f"Source {name} closed the connection without answering.", source=name) from None
-        except HTTPError as exc:
-            if time.monotonic() >= deadline:
-                raise timeout from None
-            raise BackendUnavailable(f"Source {name} cannot be reached: {type(exc).__name__}.", source=name) from None
 
     def _expected_fingerprint(self, backend: BackendView) -> str:
         with self._lock:
