@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -64,10 +64,17 @@ def request(service: str | None, operation: str | None, outcome: str, fault_code
     """Count one answered SOAP request and its latencies (from the pipeline's Reply)."""
     service = service or UNKNOWN
     code = "" if fault_code is None else fault_code if fault_code in _fault_codes() else OTHER
-    REQUESTS.labels(service, operation or UNKNOWN, outcome if outcome in OUTCOMES else OTHER, code).inc()
-    REQUEST_SECONDS.labels(service).observe(seconds)
+    _child(REQUESTS, service, operation or UNKNOWN, outcome if outcome in OUTCOMES else OTHER, code).inc()
+    _child(REQUEST_SECONDS, service).observe(seconds)
     for stage, stage_seconds in stages:
-        STAGE_SECONDS.labels(stage).observe(stage_seconds)
+        _child(STAGE_SECONDS, stage).observe(stage_seconds)
+
+
+@lru_cache(maxsize=4096)
+def _child(metric: Counter | Histogram, *labels: str) -> Counter | Histogram:
+    """The metric's child for these label values, looked up once (labels() takes a lock and builds a key on every
+    call; every label here has a bounded set of values)."""
+    return metric.labels(*labels)
 
 
 RSA = Counter("kruispunt_rsa_operations", "RSA signatures made (sign) and checked (verify) by the integrator",
@@ -76,13 +83,13 @@ RSA = Counter("kruispunt_rsa_operations", "RSA signatures made (sign) and checke
 
 def rsa_operation(operation: str) -> None:
     """One RSA signature made or checked (integrator/wssec/dsig.py tells, once the face has wired it)."""
-    RSA.labels(operation).inc()
+    _child(RSA, operation).inc()
 
 
 def backend_call(backend: str, outcome: str, seconds: float) -> None:
     """Count one call to a backend (outcome e.g. OK, or the fault code it ended in) and observe its duration."""
-    BACKEND_CALLS.labels(backend, outcome).inc()
-    BACKEND_SECONDS.labels(backend).observe(seconds)
+    _child(BACKEND_CALLS, backend, outcome).inc()
+    _child(BACKEND_SECONDS, backend).observe(seconds)
 
 
 class DatabaseGauges:

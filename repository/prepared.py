@@ -31,6 +31,7 @@ class _Compiled:
     fixed: dict[str, Any]  # values the statement itself binds (LIMIT 1, the items of an IN list)
     processors: dict[str, Callable[[Any], Any]]  # bind processors by parameter name (dates on SQLite, enums)
     order: tuple[str, ...] | None  # parameter names in order, for a positional paramstyle (SQLite's qmark)
+    returns_rows: bool  # a SELECT, or DML with RETURNING (else no result to fetch: no description built)
 
 
 class Prepared:
@@ -65,7 +66,7 @@ class Prepared:
         cursor = dbapi.cursor()
         try:
             cursor.execute(compiled.sql, bound)
-            return list(cursor.fetchall()) if cursor.description is not None else []
+            return list(cursor.fetchall()) if compiled.returns_rows else []
         except dialect.loaded_dbapi.Error as error:
             lost = dialect.is_disconnect(error, dbapi, cursor)
             if lost:
@@ -89,7 +90,8 @@ class Prepared:
         processors.update(expanded.processors)  # an IN list's items, processed as the list's own parameter
         processors = {name: process for name, process in processors.items() if name in expanded.parameters}
         order = tuple(expanded.positiontup) if expanded.positiontup is not None else None
-        result = self._compiled[dialect.name] = _Compiled(expanded.statement, fixed, processors, order)
+        returns_rows = not (compiled.isinsert or compiled.isupdate or compiled.isdelete) or bool(compiled.returning)
+        result = self._compiled[dialect.name] = _Compiled(expanded.statement, fixed, processors, order, returns_rows)
         return result
 
 

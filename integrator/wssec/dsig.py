@@ -8,7 +8,6 @@ with SHA-2, references to elements by Id, and the enveloped-signature transform 
 from __future__ import annotations
 
 import binascii
-import copy
 import hashlib
 import hmac
 import threading
@@ -211,15 +210,21 @@ def _templates() -> tuple[etree._Element, etree._Element]:
     return made
 
 
+def copied(element: etree._Element) -> etree._Element:
+    """A copy of the element with its subtree, made by lxml in C (copy.deepcopy's memo and dispatch skipped: about
+    half the cost for a template)."""
+    return element.__deepcopy__(None)
+
+
 def sign(targets: list[tuple[str, etree._Element]], key: rsa.RSAPrivateKey, key_info: etree._Element,
          parent: etree._Element) -> etree._Element:
     """Append to parent a ds:Signature over the (Id, element) targets: exc-c14n, RSA-SHA256, SHA-256."""
     signature_template, reference_template = _templates()
-    signature = copy.deepcopy(signature_template)
+    signature = copied(signature_template)
     parent.append(signature)
     info = signature[0]
     for ident, element in targets:
-        reference = copy.deepcopy(reference_template)
+        reference = copied(reference_template)
         reference.set("URI", f"#{ident}")
         reference[2].text = binascii.b2a_base64(hashlib.sha256(canonical(element)).digest(), newline=False).decode()
         info.append(reference)

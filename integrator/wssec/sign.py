@@ -4,7 +4,6 @@ made on the tree as built (exclusive c14n and RSA-SHA256 from integrator.wssec.d
 from __future__ import annotations
 
 import base64
-import copy
 import hashlib
 import os
 import threading
@@ -49,7 +48,7 @@ class SigningKey:
 
 
 def _utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"  # ...T10:00:00.123+00:00
 
 
 def _ensure_id(element: etree._Element, prefix: str) -> str:
@@ -78,14 +77,14 @@ def sign_envelope(
     if body is None:
         raise ValueError("an envelope to sign needs a Body")
 
-    security = copy.deepcopy(signing_key.security_template)
+    security = dsig.copied(signing_key.security_template)
     header.insert(0, security)
     token, stamp = security[0], security[1]
     token_id = _ensure_id(token, "X509")
     stamp[0].text = _utc(now)
     stamp[1].text = _utc(now + ttl)
     targets = [(_ensure_id(t, "id"), t) for t in (body, stamp, *(headers or []))]
-    key_info = copy.deepcopy(_key_info())
+    key_info = dsig.copied(_key_info())
     key_info[0][0].set("URI", f"#{token_id}")
     dsig.sign(targets, signing_key.key, key_info, security)
     return root
