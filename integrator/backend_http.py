@@ -90,8 +90,9 @@ class BackendHttp:
                 raise HttpFailure("timed out", sent=sent, timed_out=True) from None
             if code == pycurl.E_FILESIZE_EXCEEDED or (code == pycurl.E_WRITE_ERROR and size > max_bytes):
                 raise HttpFailure("answer too large", sent=True, too_large=True) from None
-            raise HttpFailure("connection closed without an answer" if sent else f"curl error {code}",
-                              sent=sent) from None
+            if sent:
+                raise HttpFailure("connection closed without an answer", sent=True) from None
+            raise HttpFailure(str(error.args[1])[:200] or f"libcurl error {code}", sent=False) from None  # TLS...
         finally:
             handle.setopt(pycurl.WRITEFUNCTION, _discard)  # the handle outlives this call's buffer
         return handle.getinfo(pycurl.RESPONSE_CODE), b"".join(chunks)

@@ -4,11 +4,15 @@ call can fail, with what the dispatcher concludes from it (sent or not, timed ou
 from __future__ import annotations
 
 import socket
+import ssl
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -176,3 +180,20 @@ def test_a_proxy_in_the_environment_is_not_used(monkeypatch: pytest.MonkeyPatch)
             monkeypatch.setenv(variable, nowhere)
         with serving() as server:
             assert BackendHttp().post(server.url, b"<q/>", HEADERS, 5.0, 10_000, repeatable=True)[0] == 200
+
+
+def test_a_tls_backend_whose_certificate_is_not_trusted_is_refused_before_the_request_leaves() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        cert, key = Path(folder, "c.pem"), Path(folder, "k.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+                        "-keyout", str(key), "-out", str(cert), "-days", "1"], check=True, capture_output=True)
+        with serving() as server:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(cert, key)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+            url = server.url.replace("http://", "https://")
+            with pytest.raises(HttpFailure) as failure:
+                BackendHttp().post(url, b"<q/>", HEADERS, 5.0, 10_000, repeatable=True)
+    assert failure.value.sent is False and not failure.value.timed_out
+    assert "certificate" in failure.value.reason.lower(), failure.value.reason  # libcurl's own words
+    assert server.requests == []
