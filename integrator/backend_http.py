@@ -92,7 +92,8 @@ class BackendHttp:
                 raise HttpFailure("answer too large", sent=True, too_large=True) from None
             if sent:
                 raise HttpFailure("connection closed without an answer", sent=True) from None
-            raise HttpFailure(str(error.args[1])[:200] or f"libcurl error {code}", sent=False) from None  # TLS...
+            # nothing left, for another reason (a TLS handshake or certificate refused): libcurl says which
+            raise HttpFailure(str(error.args[1])[:200] or f"libcurl error {code}", sent=False) from None
         finally:
             handle.setopt(pycurl.WRITEFUNCTION, _discard)  # the handle outlives this call's buffer
         return handle.getinfo(pycurl.RESPONSE_CODE), b"".join(chunks)
