@@ -10,7 +10,11 @@ One run, side by side on the same machine (see bench/README.md, "bench/passthrou
   (P) pass-through: client -> integrator (gunicorn -c gunicorn.conf.py) -> the same backend process: a get_statuses
       request to POST /soap/StatusSource/v1 signed by Gemeente Kruisdorp (Body, Timestamp, kp:Caller); the
       integrator parses, verifies, refuses replays, checks the XSD, authorises the official's grant, signs the Body
-      towards the backend, verifies and XSD-checks its answer, signs its own answer and writes the audit record.
+      towards the backend, verifies and XSD-checks its answer, signs its own answer and writes the audit record;
+  (F) floor: client -> bench/floor_relay.py under the same gunicorn.conf.py -> the same backend process: only what
+      no pass-through can skip (a durable replay INSERT, one RSA signature, the backend call on the integrator's
+      pycurl client, one RSA signature, a durable audit INSERT), the (D) requests relayed as they came. It does
+      strictly less than (P) must, so F/D bounds what any pass-through reaches on this machine (--no-floor: skip).
 
 Same load generator (wrk with bench/pool.lua, else the Python one), same connections, same backend process; every
 request pool is signed before the timed part. The measured time is split into --rounds alternating slices (D P, then
@@ -73,7 +77,9 @@ from signing import KEYS, SignerPool, signed_envelope  # noqa: E402
 SS = "urn:kruispunt:backends:StatusSource:v1"
 PASS_PATH = "/soap/StatusSource/v1"
 EXPECT = "get_statusesResponse"  # HTTP 200 and the backend's answer element (a fault never carries it)
-LABELS = {"direct": "(D) direct signed call of the backend", "pass": "(P) generic pass-through via integrator"}
+LABELS = {"direct": "(D) direct signed call of the backend", "pass": "(P) generic pass-through via integrator",
+          "floor": "(F) floor relay: 2 INSERTs + 2 signs"}
+SIGNED_AS = {"direct": "direct", "pass": "pass", "floor": "direct"}  # which requests each kind is sent
 
 
 # --- signing --------------------------------------------------------------------------------------------------
@@ -137,6 +143,18 @@ class Stack:
         wait_for(f"http://127.0.0.1:{self.backend_port}/?wsdl", self.backend, procs, f"backend-{self.source.name}")
         wait_for(f"http://127.0.0.1:{self.port}/health/ready", self.integrator, procs, "integrator")
         self.urls = {"direct": f"http://127.0.0.1:{self.backend_port}/", "pass": f"http://127.0.0.1:{self.port}{PASS_PATH}"}
+        self.servers = {"direct": self.backend, "pass": self.integrator}  # the process in front, by kind
+        if args.floor:
+            floor_port = free_port()
+            floor = start_configured(procs, "floor", floor_port, dict(env, FLOOR_BACKEND=self.urls["direct"]),
+                                     "--pythonpath", str(BENCH), app="floor_relay:create_app()")
+            wait_for(f"http://127.0.0.1:{floor_port}/", floor, procs, "floor")
+            self.urls["floor"] = f"http://127.0.0.1:{floor_port}/"
+            self.servers["floor"] = floor
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(self.urls)
 
     def keys(self) -> dict[str, tuple[Path, Path]]:
         pki = self.settings.pki_dir
@@ -227,6 +245,14 @@ def warm_up(stack: Stack, signer: Signer, args: argparse.Namespace, load: LoadGe
         raise RuntimeError(f"direct warm-up failed: {warm['good']} good, {warm['bad']} bad {warm['statuses']}; "
                            f"first bad answer:\n{warm['first_bad']}")
     rates["direct"] = warm["requests"] / warm["seconds"]
+    if "floor" in stack.urls:
+        print(f"(F) warming up {args.warmup:g} s", flush=True)
+        warm = load.run(stack.urls["floor"], bodies, unique=False, expect=EXPECT, duration=args.warmup,
+                        name="f-warmup")
+        if warm["bad"] or not warm["good"]:
+            raise RuntimeError(f"floor warm-up failed: {warm['good']} good, {warm['bad']} bad {warm['statuses']}; "
+                               f"first bad answer:\n{warm['first_bad']}")
+        rates["floor"] = warm["requests"] / warm["seconds"]
     bodies, seconds = signer.sign("pass", args.warmup_pool)
     print(f"(P) warming up: {len(bodies)} requests (signed in {seconds:.1f} s) with the Python client", flush=True)
     began = time.time()
@@ -250,9 +276,12 @@ def measure(kind: str, stack: Stack, signer: Signer, args: argparse.Namespace, l
         size = max(args.min_pool, math.ceil(rate * duration * args.pool_factor) + 4 * connections)
     else:
         size = args.direct_pool
-    bodies, sign_seconds = signer.sign(kind, size)
+    bodies, sign_seconds = signer.sign(SIGNED_AS[kind], size)
     spread = None
-    with CpuMeter({"integrator": [stack.integrator.pid], "backend": [stack.backend.pid]}) as cpu:
+    meters = {"integrator": [stack.integrator.pid], "backend": [stack.backend.pid]}
+    if "floor" in stack.servers:
+        meters["floor"] = [stack.servers["floor"].pid]
+    with CpuMeter(meters) as cpu:
         if kind == "pass" and connections > 1:
             spread = ConnectionSpread(stack.integrator.pid, stack.port, min(3.0, duration / 2)).start()
         try:
@@ -281,7 +310,7 @@ def combine(slices: list[dict[str, Any]]) -> dict[str, Any]:
         stage_sum.update(s.get("stage_sum_ms") or {})
         order = s.get("stage_order") or order
     out = {
-        "rounds": len(slices), "requests": requests, "seconds": seconds,
+        "kind": slices[0].get("kind"), "rounds": len(slices), "requests": requests, "seconds": seconds,
         "good": sum(s["good"] for s in slices), "bad": sum(s["bad"] for s in slices),
         "throughput_rps": requests / seconds if seconds else math.nan,
         "latency_ms": {k: statistics.fmean(s["latency_ms"][k] for s in slices) for k in ("p50", "p90", "p99", "mean")},
@@ -344,17 +373,18 @@ def report(run: dict[str, Any]) -> str:
 
     def cpu_text(r: dict[str, Any]) -> str:
         c = r.get("cpu_ms_per_request") or {}
-        return (f"integrator {c.get('integrator', 0):5.2f} + backend {c.get('backend', 0):5.2f}"
+        front = "floor" if r.get("kind") == "floor" else "integrator"
+        return (f"{front} {c.get(front, 0):5.2f} + backend {c.get('backend', 0):5.2f}"
                 if c else "")
 
-    for kind, r in (("direct", d), ("pass", p)):
+    for kind, r in run["loaded"].items():
         lines.append(load_row(LABELS[kind], 42, r) + cpu_text(r))
         if r["rounds"] > 1:
             lines.append(f"{'   per round req/s':42}" + "  ".join(f"{x:.1f}" for x in r["throughput_per_round"])
                          + "   p50 " + "  ".join(f"{x['p50']:.1f}" for x in r["latency_ms_per_round"])
                          + "   p99 " + "  ".join(f"{x['p99']:.1f}" for x in r["latency_ms_per_round"]))
     unloaded = run.get("unloaded") or {}
-    for kind in ("direct", "pass"):
+    for kind in run["loaded"]:
         r = unloaded.get(kind)
         if r:
             lines.append(load_row(LABELS[kind][:3] + " at 1 connection (unloaded)", 42, r) + cpu_text(r))
@@ -374,6 +404,15 @@ def report(run: dict[str, Any]) -> str:
         ud, up = unloaded["direct"]["latency_ms"], unloaded["pass"]["latency_ms"]
         lines.append(f"unloaded (1 connection)              p50 {up['p50']:.1f} ms vs {ud['p50']:.1f} ms: ratio "
                      f"{up['p50'] / ud['p50']:.2f}, the pass-through adds {up['p50'] - ud['p50']:.1f} ms")
+    f = run["loaded"].get("floor")
+    if f:
+        lines.append(f"floor F/D throughput                 {f['throughput_rps'] / d['throughput_rps']:.3f}   (P/F "
+                     f"{p['throughput_rps'] / f['throughput_rps']:.3f}: the share of the floor's rate the integrator "
+                     "reaches)")
+        if unloaded.get("direct") and unloaded.get("floor"):
+            uf = unloaded["floor"]["latency_ms"]
+            lines.append(f"floor unloaded (1 connection)        p50 {uf['p50']:.1f} ms: the floor alone adds "
+                         f"{uf['p50'] - ud['p50']:.1f} ms to the direct call's {ud['p50']:.1f} ms")
     if d_cpu and p_cpu:
         lines.append(f"CPU per call (servers, /proc)        P {p_cpu:.2f} ms vs D {d_cpu:.2f} ms: ratio "
                      f"{p_cpu / d_cpu:.2f}; the integrator's share of P {pc.get('integrator', 0) / p_cpu:.0%}; "
@@ -444,6 +483,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backend-threads", type=int, default=4, help="backend gthread threads (kruispunt run: 4)")
     p.add_argument("--database-url", default=None,
                    help="an existing database for the integrator (e.g. postgresql://...); default: fresh SQLite")
+    p.add_argument("--no-floor", dest="floor", action="store_false",
+                   help="skip (F), the relay that does only the steps no pass-through can skip")
     p.add_argument("--access-log", action="store_true", help="keep gunicorn's access log on (default: off)")
     add_options(p)  # --install, --python-client, --wrk-threads, --client-processes
     p.add_argument("--sign-processes", type=int, default=os.cpu_count() or 1, help="processes signing the pools")
@@ -479,9 +520,9 @@ def bench(args: argparse.Namespace, bench_run: Run) -> int:
     rates = warm_up(stack, signer, args, load, warnings)
     print(f"warm-up rates: D {rates['direct']:.1f}/s, P {rates['pass']:.1f}/s", flush=True)
     slice_seconds = args.duration / max(1, args.rounds)
-    slices: dict[str, list[dict[str, Any]]] = {"direct": [], "pass": []}
+    slices: dict[str, list[dict[str, Any]]] = {kind: [] for kind in stack.kinds}
     for round_no in range(args.rounds):
-        order = ("direct", "pass") if round_no % 2 == 0 else ("pass", "direct")
+        order = stack.kinds if round_no % 2 == 0 else stack.kinds[::-1]
         for kind in order:
             print(f"round {round_no + 1}/{args.rounds}: {LABELS[kind]}, {slice_seconds:g} s at "
                   f"{args.connections} connections", flush=True)
@@ -489,7 +530,7 @@ def bench(args: argparse.Namespace, bench_run: Run) -> int:
                                         args.connections, f"{kind}-{round_no}"))
     unloaded = {}
     if args.unloaded > 0:
-        for kind in ("direct", "pass"):
+        for kind in stack.kinds:
             print(f"unloaded: {LABELS[kind]}, {args.unloaded:g} s at 1 connection", flush=True)
             r = measure(kind, stack, signer, args, load, rates[kind], args.unloaded, 1, f"{kind}-unloaded")
             r["stage_breakdown"] = stage_table(r)
@@ -521,6 +562,9 @@ def bench(args: argparse.Namespace, bench_run: Run) -> int:
         "ratio_pass_over_direct_p99": run["loaded"]["pass"]["latency_ms"]["p99"]
         / run["loaded"]["direct"]["latency_ms"]["p99"],
     }
+    if "floor" in run["loaded"]:
+        run["derived"]["ratio_floor_over_direct_throughput"] = (run["loaded"]["floor"]["throughput_rps"]
+                                                                / run["loaded"]["direct"]["throughput_rps"])
     print("\n" + report(run))
     write_json(run, args.output, "passthrough", bench_run.started)
     return 0 if not run["problems"] else 2
