@@ -49,8 +49,9 @@ class Prepared:
         autocommit_if_idle: where the driver can (psycopg) and no transaction is open on the connection yet, run
         the statement in autocommit: one round trip instead of a BEGIN before it (and, for a write, a COMMIT after
         it). Only for a statement that needs nothing around it: a read, or a write that the caller commits right
-        away. With anything already done in the transaction it runs inside it, as without the flag, so it never
-        commits apart from what the transaction holds."""
+        away. With anything already done in the transaction, or ORM changes the session has not flushed yet (they
+        would reach the database only at the commit, in a transaction of their own), it runs inside the
+        transaction, as without the flag, so it never commits apart from what the transaction holds."""
         connection = session.connection()
         dialect = connection.dialect
         compiled = self._compiled.get(dialect.name) or self._compile(dialect)
@@ -60,7 +61,7 @@ class Prepared:
         bound: Any = tuple(values[n] for n in compiled.order) if compiled.order is not None else values
         dbapi = connection.connection.dbapi_connection
         assert dbapi is not None
-        alone = autocommit_if_idle and _idle(dbapi)
+        alone = autocommit_if_idle and not _unflushed(session) and _idle(dbapi)
         if alone:
             dbapi.autocommit = True
         cursor = dbapi.cursor()
@@ -93,6 +94,11 @@ class Prepared:
         returns_rows = not (compiled.isinsert or compiled.isupdate or compiled.isdelete) or bool(compiled.returning)
         result = self._compiled[dialect.name] = _Compiled(expanded.statement, fixed, processors, order, returns_rows)
         return result
+
+
+def _unflushed(session: Session) -> bool:
+    """Whether the session holds ORM changes not yet sent to the database (added, changed or deleted objects)."""
+    return bool(session.new or session.deleted or session.dirty)
 
 
 def _idle(dbapi: Any) -> bool:

@@ -104,3 +104,17 @@ def test_autocommit_if_idle_waits_for_what_the_transaction_already_holds(migrate
         INSERT_KEY.execute(session, {"key": second, "at": at}, autocommit_if_idle=True)
         session.rollback()
         assert READ_KEY.execute(session, {"key": first}) == [] and READ_KEY.execute(session, {"key": second}) == []
+
+
+def test_autocommit_if_idle_waits_for_what_the_session_has_not_flushed(migrated: sessionmaker[Session]) -> None:
+    """An object added to the session but not flushed yet reaches the database only at the commit: the statement
+    is not committed before it, apart from it (on PostgreSQL the connection is still idle then), so a rollback
+    takes both back."""
+    first, second = f"test:{uuid.uuid4().hex}", f"test:{uuid.uuid4().hex}"
+    at = datetime.now(UTC) + timedelta(minutes=5)
+    with migrated() as session:
+        session.add(SeenMessage(key=first, expires_at=at))
+        INSERT_KEY.execute(session, {"key": second, "at": at}, autocommit_if_idle=True)
+        session.rollback()
+    with migrated() as other:
+        assert other.execute(select(SeenMessage.key).where(SeenMessage.key.in_([first, second]))).all() == []
