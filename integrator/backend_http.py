@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ssl
 import threading
+from pathlib import Path
 
 import pycurl
 
@@ -35,10 +36,13 @@ class HttpFailure(Exception):
 class BackendHttp:
     """POSTs over kept-alive connections; safe to use from many threads (each has its own handle)."""
 
-    def __init__(self, max_connections: int = MAX_CONNECTIONS) -> None:
+    def __init__(self, max_connections: int = MAX_CONNECTIONS, ca_file: Path | None = None) -> None:
+        """ca_file: the certificates an https backend's certificate must chain to (KRUISPUNT_BACKEND_CA_FILE), and
+        no other; None: the system's trust store (SSL_CERT_FILE when set)."""
         self._max_connections = max_connections
         self._local = threading.local()
-        self._cafile = ssl.get_default_verify_paths().cafile  # https backends: the system's trust store
+        self._only_ca_file = ca_file is not None
+        self._cafile = str(ca_file) if ca_file is not None else ssl.get_default_verify_paths().cafile
 
     def _handle(self) -> pycurl.Curl:
         handle = getattr(self._local, "handle", None)
@@ -52,6 +56,8 @@ class BackendHttp:
             handle.setopt(pycurl.MAXCONNECTS, self._max_connections)
             if self._cafile:
                 handle.setopt(pycurl.CAINFO, self._cafile)
+            if self._only_ca_file:
+                handle.unsetopt(pycurl.CAPATH)  # not also the directory of system certificates libcurl knows
         return handle
 
     def post(self, url: str, body: bytes, headers: list[str], timeout: float, max_bytes: int, *,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from cryptography import x509
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -118,6 +119,21 @@ def header_name(env: dict[str, str] | os._Environ[str], variable: str, default: 
     return raw.strip()
 
 
+def certificates_file(env: dict[str, str] | os._Environ[str], variable: str) -> Path | None:
+    """A file of PEM certificates (none by default), read at start-up, or SettingsError naming the variable."""
+    raw = env.get(variable)
+    if raw is None or raw.strip() == "":
+        return None
+    path = Path(raw.strip()).expanduser().resolve()
+    try:
+        found = x509.load_pem_x509_certificates(path.read_bytes())
+    except (OSError, ValueError):
+        found = []
+    if not found:
+        raise SettingsError(variable, raw, "a readable file of PEM certificates (-----BEGIN CERTIFICATE-----)")
+    return path
+
+
 def database_url(raw: str) -> str:
     """The database URL as the engine takes it: sqlite:/// or postgresql[+psycopg|+psycopg2]://; postgres:// (as
     Heroku-style providers hand it out) is rewritten to postgresql+psycopg://. Anything else: SettingsError."""
@@ -165,6 +181,7 @@ class Settings:
     wsdl_dir: Path = PROJECT_ROOT / "wsdl"
     xsd_dir: Path = PROJECT_ROOT / "xsd"
     backend_parallelism: int = 8
+    backend_ca_file: Path | None = None  # KRUISPUNT_BACKEND_CA_FILE: https backends' only trust anchors; None: system
     repository_cache_seconds: float = 30.0  # bounded staleness of a worker's copy of the backend list
     circuit: CircuitPolicy = field(default_factory=CircuitPolicy)
     name: str = "kruispunt"  # this integrator's name towards its federation peers
@@ -211,6 +228,7 @@ class Settings:
             database_url=url,
             public_url=env.get("KRUISPUNT_PUBLIC_URL") or None,
             repository_cache_seconds=number(env, "KRUISPUNT_REPOSITORY_CACHE_SECONDS", 30.0),
+            backend_ca_file=certificates_file(env, "KRUISPUNT_BACKEND_CA_FILE"),
             name=env.get("KRUISPUNT_NAME", "kruispunt"),
             enterprise_number=env.get("KRUISPUNT_ENTERPRISE_NUMBER", "0200000043"),
             operator_insz=env.get("KRUISPUNT_OPERATOR_INSZ", "85073003328"),

@@ -9,6 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -99,6 +100,7 @@ class Dispatcher:
         limits: EnvelopeLimits,
         parallelism: int = 8,
         cache_seconds: float = 30.0,
+        backend_ca_file: Path | None = None,
     ) -> None:
         self._cache_seconds = cache_seconds
         self._sessions = sessions
@@ -108,7 +110,7 @@ class Dispatcher:
         self._policy = policy
         self._limits = limits
         self._pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="dispatch")
-        self._http = BackendHttp()  # kept-alive connections; what may be retried is decided below
+        self._http = BackendHttp(ca_file=backend_ca_file)  # kept-alive connections; what may be retried: below
         self._cache: dict[str, tuple[float, list[BackendView]]] = {}
         self._fingerprints: dict[str, str] = {}  # a backend's registered certificate (PEM) -> its fingerprint
         self._lock = threading.Lock()

@@ -176,7 +176,8 @@ def create_app(settings: Settings | None = None,
     dispatcher = Dispatcher(sessions, CircuitBreaker(sessions, settings.circuit), key, trust, settings.security,
                             settings.limits,
                             parallelism=settings.backend_parallelism,
-                            cache_seconds=settings.repository_cache_seconds)
+                            cache_seconds=settings.repository_cache_seconds,
+                            backend_ca_file=settings.backend_ca_file)
     forwarder = Forwarder(sessions, dispatcher, timedelta(seconds=settings.outbox_lease_seconds),
                           settings.outbox_interval_seconds)
     pipeline = Pipeline(settings, PUBLISHED, sessions, key, trust, dispatcher, forwarder=forwarder)

@@ -182,18 +182,46 @@ def test_a_proxy_in_the_environment_is_not_used(monkeypatch: pytest.MonkeyPatch)
             assert BackendHttp().post(server.url, b"<q/>", HEADERS, 5.0, 10_000, repeatable=True)[0] == 200
 
 
+def self_signed(folder: str, name: str) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that is its own CA, and its key."""
+    cert, key = Path(folder, f"{name}.pem"), Path(folder, f"{name}-key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert), "-days", "1"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+@contextmanager
+def serving_tls(cert: Path, key: Path) -> Iterator[tuple[Server, str]]:
+    with serving() as server:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        yield server, server.url.replace("http://", "https://")
+
+
 def test_a_tls_backend_whose_certificate_is_not_trusted_is_refused_before_the_request_leaves() -> None:
     with tempfile.TemporaryDirectory() as folder:
-        cert, key = Path(folder, "c.pem"), Path(folder, "k.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-                        "-keyout", str(key), "-out", str(cert), "-days", "1"], check=True, capture_output=True)
-        with serving() as server:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(cert, key)
-            server.socket = context.wrap_socket(server.socket, server_side=True)
-            url = server.url.replace("http://", "https://")
+        with serving_tls(*self_signed(folder, "backend")) as (server, url):
             with pytest.raises(HttpFailure) as failure:
                 BackendHttp().post(url, b"<q/>", HEADERS, 5.0, 10_000, repeatable=True)
     assert failure.value.sent is False and not failure.value.timed_out
     assert "certificate" in failure.value.reason.lower(), failure.value.reason  # libcurl's own words
     assert server.requests == []
+
+
+def test_a_backend_ca_file_is_trusted_for_tls_and_then_the_only_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """KRUISPUNT_BACKEND_CA_FILE: a backend whose certificate chains to it is reached; once it is set, what the
+    system trusts (here SSL_CERT_FILE, naming the backend's own certificate) no longer counts."""
+    with tempfile.TemporaryDirectory() as folder:
+        cert, key = self_signed(folder, "backend")
+        other, _ = self_signed(folder, "other-ca")
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the "system" trusts the backend
+        with serving_tls(cert, key) as (server, url):
+            status, answer = BackendHttp(ca_file=cert).post(url, b"<q/>", HEADERS, 5.0, 10_000, repeatable=True)
+            assert (status, answer) == (200, b"<answer><q/></answer>")
+            assert BackendHttp().post(url, b"<q/>", HEADERS, 5.0, 10_000, repeatable=True)[0] == 200
+            with pytest.raises(HttpFailure) as failure:
+                BackendHttp(ca_file=other).post(url, b"<q/>", HEADERS, 5.0, 10_000, repeatable=True)
+    assert failure.value.sent is False and "certificate" in failure.value.reason.lower(), failure.value.reason
+    assert len(server.requests) == 2

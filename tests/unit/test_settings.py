@@ -75,6 +75,17 @@ def test_the_log_format_is_text_or_json() -> None:
     assert "one of text, json" in refusal("KRUISPUNT_LOG_FORMAT", "xml")
 
 
+def test_the_backend_ca_file_is_a_file_of_pem_certificates(tmp_path: Path) -> None:
+    assert Settings.from_env({}).backend_ca_file is None  # the system's trust store
+    ca = tmp_path / "ca.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=ca",
+                    "-keyout", str(tmp_path / "k.pem"), "-out", str(ca), "-days", "1"], check=True, capture_output=True)
+    assert Settings.from_env({"KRUISPUNT_BACKEND_CA_FILE": str(ca)}).backend_ca_file == ca.resolve()
+    (tmp_path / "key.pem").write_text("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    for wrong in (tmp_path / "missing.pem", tmp_path / "key.pem", tmp_path):
+        assert "a readable file of PEM certificates" in refusal("KRUISPUNT_BACKEND_CA_FILE", str(wrong))
+
+
 @pytest.mark.parametrize("url", ["mysql://kp@db/kp", "sqlite://", "postgresql+asyncpg://kp@db/kp", "db-host/kp",
                                  "postgresql+pg8000://kp@db/kp", "sqlite:///"])
 def test_a_database_url_of_another_kind_is_refused_naming_the_accepted_schemes(url: str) -> None:

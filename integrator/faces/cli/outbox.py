@@ -36,7 +36,7 @@ def cmd_deliver(args: argparse.Namespace, settings: Settings) -> int:
     key = SigningKey.from_identity(Identity("integrator", pki / "integrator.crt", pki / "integrator.key"))
     trust = TrustStore.from_files(settings.trust_anchor_paths, settings.crl_path)
     dispatcher = Dispatcher(made, CircuitBreaker(made, settings.circuit), key, trust, settings.security,
-                            settings.limits, cache_seconds=0)
+                            settings.limits, cache_seconds=0, backend_ca_file=settings.backend_ca_file)
     forwarder = Forwarder(made, dispatcher, timedelta(seconds=settings.outbox_lease_seconds), 0)
     done = forwarder.deliver_due(limit=args.limit)
     for delivery in done:
