@@ -44,18 +44,18 @@ class _Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.marker = "?" if url.startswith("sqlite") else "%s"
+        self.postgres = not url.startswith("sqlite")
         self._local = threading.local()
         with self._connect() as connection:  # both workers start at once: on PostgreSQL one creates, under a lock
-            if self.marker == "%s":
+            if self.postgres:
                 connection.execute("SELECT pg_advisory_lock(7242)")
             for statement in TABLES:
                 connection.execute(statement)
-            if self.marker == "%s":
+            if self.postgres:
                 connection.execute("SELECT pg_advisory_unlock(7242)")
 
     def _connect(self) -> Any:
-        if self.url.startswith("sqlite"):
+        if not self.postgres:
             connection = sqlite3.connect(self.url.split(":///", 1)[1], isolation_level=None,
                                          check_same_thread=False, timeout=30)
             connection.execute("PRAGMA journal_mode=WAL")  # as integrator/database.py sets SQLite up
@@ -69,7 +69,7 @@ class _Database:
         connection = getattr(self._local, "connection", None)
         if connection is None:
             connection = self._local.connection = self._connect()
-        connection.execute(statement.replace("%s", self.marker), values)
+        connection.execute(statement if self.postgres else statement.replace("%s", "?"), values)
 
 
 class FloorRelay:

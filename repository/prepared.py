@@ -61,7 +61,7 @@ class Prepared:
         bound: Any = tuple(values[n] for n in compiled.order) if compiled.order is not None else values
         dbapi = connection.connection.dbapi_connection
         assert dbapi is not None
-        alone = autocommit_if_idle and not _unflushed(session) and _idle(dbapi)
+        alone = autocommit_if_idle and _idle(dbapi) and not _unflushed(session)
         if alone:
             dbapi.autocommit = True
         cursor = dbapi.cursor()

@@ -56,11 +56,12 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {low}..{low + span}")
 
 
-def wait_for(url: str, timeout: float = 60.0) -> None:
+def wait_for(url: str, timeout: float = 60.0, verify: str | bool = True) -> None:
+    """Until url answers below 500 (verify: the CA file for an https server of a test's own CA)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if requests.get(url, timeout=1).status_code < 500:
+            if requests.get(url, timeout=1, verify=verify).status_code < 500:
                 return
         except requests.RequestException:
             pass

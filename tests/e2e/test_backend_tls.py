@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from services.backends.persons import PERSONS
 from tests.e2e.generic_calls import SOURCE, Endpoint, StatusCall, circuits, forget_circuits, register_generic
@@ -28,18 +26,6 @@ def _certificate(folder: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def _started(process: subprocess.Popen, url: str, verify: str | bool = True, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"exited with {process.returncode}"
-        try:
-            if requests.get(url, timeout=1, verify=verify).status_code < 500:
-                return
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise TimeoutError(url)
-
-
 @pytest.fixture
 def tls_backend(stack, tmp_path: Path) -> Iterator[tuple[str, Path]]:  # type: ignore[no-untyped-def]
     """The health-insurance reference backend over https: (its URL, the certificate to trust)."""
@@ -53,7 +39,7 @@ def tls_backend(stack, tmp_path: Path) -> Iterator[tuple[str, Path]]:  # type: i
             env=dict(stack.env, KRUISPUNT_BACKEND=SOURCE), cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT)
     url = f"https://127.0.0.1:{port}/"
     try:
-        _started(process, f"{url}?wsdl", verify=str(cert))
+        wait_for(f"{url}?wsdl", verify=str(cert))
         yield url, cert
     finally:
         process.terminate()
